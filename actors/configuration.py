@@ -1,0 +1,112 @@
+"""Configuration: owner of the OCPP configuration keys (OCPP 1.6 §5.3, §5.8, §9).
+
+Takes: CallReceived for GetConfiguration and ChangeConfiguration.
+Emits: ReplyResult / ReplyError to the link; ConfigurationChanged to every subscriber after
+a change is persisted. Values: registry default, overridden by station.toml, overridden by
+what the CSMS set (stored in the database; the operator's file is never rewritten).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import pykka
+
+from actors import keys as keyreg
+from actors import store
+from messages.events import HealthCheck, CallReceived, ConfigurationChanged, ReplyError, ReplyResult
+from messages.frozen import freeze
+
+log = logging.getLogger(__name__)
+
+
+def effective_values(specs: Mapping[str, keyreg.KeySpec], from_file: Mapping[str, Any],
+                     from_db: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults < station.toml < CSMS changes (a stored value no longer valid is ignored)."""
+    values = {name: spec.default for name, spec in specs.items()}
+    values.update({k: v for k, v in from_file.items() if k in specs})
+    for key, value in from_db.items():
+        spec = specs.get(key)
+        if spec is None or spec.readonly:
+            continue
+        try:
+            values[key] = keyreg.parse_wire(spec, keyreg.to_wire(value))
+        except keyreg.KeyError_:
+            log.warning("stored value of %s (%r) is no longer valid: ignored", key, value)
+    return values
+
+
+class Configuration(pykka.ThreadingActor):
+    def __init__(self, db_path: str, specs: Mapping[str, keyreg.KeySpec], values: Mapping[str, Any],
+                 subscribers: tuple = ()):
+        super().__init__()
+        self._db_path = db_path
+        self._specs = dict(specs)
+        self._by_lower = {name.lower(): name for name in specs}  # keys are CiString: case-insensitive
+        self._values = dict(values)
+        self._subscribers = subscribers
+
+    def on_start(self) -> None:
+        self._db = store.open_database(self._db_path)
+
+    def on_stop(self) -> None:
+        self._db.close()
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case HealthCheck():
+                return True
+            case CallReceived(unique_id, "GetConfiguration", payload, reply_to):
+                reply_to.tell(self._get(unique_id, payload))
+            case CallReceived(unique_id, "ChangeConfiguration", payload, reply_to):
+                reply_to.tell(ReplyResult(unique_id, "ChangeConfiguration",
+                                          freeze({"status": self._change(payload["key"], payload["value"])})))
+            case "subscribe", tuple() as refs:
+                self._subscribers = self._subscribers + refs
+            case _:
+                log.warning("Configuration: unexpected message %r", message)
+
+    def _entry(self, name: str) -> dict:
+        spec = self._specs[name]
+        return {"key": name, "readonly": spec.readonly, "value": keyreg.to_wire(self._values[name])}
+
+    def _get(self, unique_id: str, payload: Mapping) -> Any:
+        requested = payload.get("key") or ()
+        limit = self._values["GetConfigurationMaxKeys"]
+        if len(requested) > limit:
+            return ReplyError(unique_id, "OccurenceConstraintViolation",
+                              f"at most {limit} keys per GetConfiguration (GetConfigurationMaxKeys)")
+        if not requested:
+            known, unknown = list(self._specs), []
+        else:
+            known = [self._by_lower[k.lower()] for k in requested if k.lower() in self._by_lower]
+            unknown = [k for k in requested if k.lower() not in self._by_lower]
+        result: dict = {"configurationKey": [self._entry(name) for name in dict.fromkeys(known)]}
+        if unknown:
+            result["unknownKey"] = list(dict.fromkeys(unknown))
+        return ReplyResult(unique_id, "GetConfiguration", freeze(result))
+
+    def _change(self, key: str, text: str) -> str:
+        name = self._by_lower.get(key.lower())
+        if name is None:
+            return "NotSupported"
+        spec = self._specs[name]
+        if spec.readonly:
+            return "Rejected"
+        try:
+            value = keyreg.parse_wire(spec, text)
+        except keyreg.KeyError_ as exc:
+            log.info("ChangeConfiguration %s=%r rejected: %s", name, text, exc)
+            return "Rejected"
+        store.save_configuration(self._db, name, value)
+        if spec.reboot:
+            return "RebootRequired"
+        self._values[name] = value
+        log.info("configuration %s = %r", name, value)
+        for ref in self._subscribers:
+            try:
+                ref.tell(ConfigurationChanged(name, value))
+            except pykka.ActorDeadError:
+                pass
+        return "Accepted"

@@ -1,0 +1,143 @@
+"""MeterSampler: periodic and clock-aligned MeterValues (OCPP 1.6 §3.16, §4.7, errata 3.13-3.16).
+
+Takes: MeterSampled (latest reading per connector, from the MeterDevice), TransactionBegan /
+TransactionEnded, ConfigurationChanged, Due("sample") / Due("aligned").
+Emits: MeterValues of a transaction into the durable queue (then TransactionMessagesQueued);
+clock-aligned values of an idle connector straight to the link (they are not transaction data).
+
+Sampled values are stamped at exact multiples of MeterValueSampleInterval from the start of the
+transaction, and aligned values exactly on the ClockAlignedDataInterval boundary counted from
+midnight UTC (the test tool checks both to the second: EVerest/libocpp#445). The value is the
+freshest reading the MeterDevice has delivered, never a blocking read.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import pykka
+
+from actors import store
+from actors.clock import StationClock
+from actors.meterdata import measurand_list, meter_value
+from actors.ticker import Scheduler, Ticker
+from messages.events import (HealthCheck, ConfigurationChanged, Due, MeterReading, MeterSampled, Peers, SendCall,
+                             TransactionBegan, TransactionEnded, TransactionMessagesQueued)
+from messages.frozen import freeze
+
+log = logging.getLogger(__name__)
+
+
+class MeterSampler(pykka.ThreadingActor):
+    def __init__(self, db_path: str, config: Any, clock: StationClock, scheduler: Scheduler | None = None):
+        super().__init__()
+        self._db_path = db_path
+        self._config = dict(config)
+        self._clock = clock
+        self._scheduler = scheduler
+        self._readings: dict[int, MeterReading] = {}
+        self._sessions: dict[int, tuple[int, datetime, int]] = {}  # connector -> (local_id, start, generation)
+        self._generation = 0
+        self._aligned_generation = 0
+        self._peers: Peers | None = None
+
+    def on_start(self) -> None:
+        self._ticker = Ticker(self.actor_ref, self._scheduler)
+        self._db = store.open_database(self._db_path)
+
+    def on_stop(self) -> None:
+        self._ticker.cancel_all()
+        self._db.close()
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case HealthCheck():
+                return True
+            case Peers():
+                self._peers = message
+                self._schedule_aligned()
+            case MeterSampled(reading):
+                self._readings[reading.connector] = reading
+            case TransactionBegan(connector, local_id):
+                self._generation += 1
+                self._sessions[connector] = (local_id, self._clock.now(), self._generation)
+                self._schedule_sample(connector, 1)
+            case TransactionEnded(connector, local_id):
+                if self._sessions.get(connector, (None,))[0] == local_id:
+                    del self._sessions[connector]
+            case Due("sample", generation, (connector, n)):
+                self._sample(connector, generation, n)
+            case Due("aligned", generation, boundary) if generation == self._aligned_generation:
+                self._aligned(boundary)
+            case Due():
+                pass  # a tick from a transaction or interval that has since changed
+            case ConfigurationChanged(key, value):
+                self._config[key] = value
+                if key == "ClockAlignedDataInterval":
+                    self._schedule_aligned()
+                elif key == "MeterValueSampleInterval":
+                    for connector, (local_id, _, _) in list(self._sessions.items()):
+                        self._generation += 1
+                        self._sessions[connector] = (local_id, self._clock.now(), self._generation)
+                        self._schedule_sample(connector, 1)
+            case _:
+                log.warning("MeterSampler: unexpected message %r", message)
+
+    def _schedule_sample(self, connector: int, n: int) -> None:
+        interval = self._config["MeterValueSampleInterval"]
+        if interval <= 0 or connector not in self._sessions:
+            return
+        _, start, generation = self._sessions[connector]
+        due = start + timedelta(seconds=interval * n)
+        delay = (due - self._clock.now()).total_seconds()
+        self._ticker.after(delay, Due("sample", generation, (connector, n)))
+
+    def _sample(self, connector: int, generation: int, n: int) -> None:
+        session = self._sessions.get(connector)
+        if session is None or session[2] != generation:
+            return
+        local_id, start, _ = session
+        at = start + timedelta(seconds=self._config["MeterValueSampleInterval"] * n)
+        self._queue(connector, local_id, "Sample.Periodic", measurand_list(self._config["MeterValuesSampledData"]),
+                    at)
+        self._schedule_sample(connector, n + 1)
+
+    def _schedule_aligned(self) -> None:
+        self._aligned_generation += 1
+        interval = self._config["ClockAlignedDataInterval"]
+        if interval <= 0:
+            return
+        now = self._clock.now()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        elapsed = (now - midnight).total_seconds()
+        boundary = midnight + timedelta(seconds=(int(elapsed // interval) + 1) * interval)
+        self._ticker.after((boundary - now).total_seconds(), Due("aligned", self._aligned_generation, boundary))
+
+    def _aligned(self, boundary: datetime) -> None:
+        measurands = measurand_list(self._config["MeterValuesAlignedData"])
+        for connector, reading in sorted(self._readings.items()):
+            session = self._sessions.get(connector)
+            if session is not None:
+                self._queue(connector, session[0], "Sample.Clock", measurands, boundary)
+            elif self._peers is not None:
+                mv = meter_value(reading, measurands, "Sample.Clock", boundary)
+                if mv:
+                    self._peers.link.tell(SendCall("MeterValues", freeze({"connectorId": connector,
+                                                                          "meterValue": [mv]})))
+        self._schedule_aligned()
+
+    def _queue(self, connector: int, local_id: int, context: str, measurands: tuple, at: datetime) -> None:
+        reading = self._readings.get(connector)
+        if reading is None or not measurands:
+            return
+        mv = meter_value(reading, measurands, context, at)
+        if mv is None:
+            return
+        with store.Transaction(self._db):
+            store.enqueue(self._db, str(uuid.uuid4()), local_id, "MeterValues",
+                          {"connectorId": connector, "meterValue": [mv]}, periodic=True)
+        if self._peers is not None:
+            self._peers.txqueue.tell(TransactionMessagesQueued())

@@ -1,0 +1,113 @@
+"""MeterDevice: the one actor that reads the energy meter.
+
+Takes: Peers (then opens the driver and starts polling), Due("read"), ConfigurationChanged.
+Emits: MeterSampled to the TransactionManager and the MeterSampler after each reading;
+ConnectorFaultChanged(PowerMeterFailure) when reads keep failing, NoError when they recover.
+
+Polling happens here, on this actor's thread, so a stalled meter delays only the next reading:
+the next poll is scheduled after the previous one returns, so stalls never pile up reads.
+A reading that is NaN or lower than the previous one is a meter fault, not a reading.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import pykka
+
+from actors.meterdata import measurand_list
+from actors.ticker import Scheduler, Ticker
+from hal import EnergyMeter, HalError
+from messages.events import HealthCheck, ConfigurationChanged, ConnectorFaultChanged, Due, MeterSampled, Peers
+
+log = logging.getLogger(__name__)
+
+
+class MeterDevice(pykka.ThreadingActor):
+    def __init__(self, driver: EnergyMeter, connectors: int, config: Any, poll_interval_s: float = 1.0,
+                 failures_before_fault: int = 3, scheduler: Scheduler | None = None):
+        super().__init__()
+        self._driver = driver
+        self._connectors = connectors
+        self._poll_s = poll_interval_s
+        self._failures_before_fault = failures_before_fault
+        self._scheduler = scheduler
+        self._measurands = self._wanted(config)
+        self._config = dict(config)
+        self._failures = {c: 0 for c in range(1, connectors + 1)}
+        self._last = {c: None for c in range(1, connectors + 1)}
+        self._peers: Peers | None = None
+        self._opened = False
+
+    @staticmethod
+    def _wanted(config: Any) -> tuple[str, ...]:
+        keys = ("MeterValuesSampledData", "MeterValuesAlignedData", "StopTxnSampledData", "StopTxnAlignedData")
+        return tuple(dict.fromkeys(m for k in keys for m in measurand_list(config[k])))
+
+    def on_start(self) -> None:
+        self._ticker = Ticker(self.actor_ref, self._scheduler)
+
+    def on_stop(self) -> None:
+        self._ticker.cancel_all()
+        if self._opened:
+            try:
+                self._driver.close()
+            except Exception:
+                log.exception("closing the meter failed")
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case HealthCheck():
+                return True
+            case Peers():
+                self._peers = message
+                self._read_all()
+            case Due("read"):
+                self._read_all()
+            case ConfigurationChanged(key, value):
+                self._config[key] = value
+                self._measurands = self._wanted(self._config)
+            case _:
+                log.warning("MeterDevice: unexpected message %r", message)
+
+    def _read_all(self) -> None:
+        try:
+            if not self._opened:
+                self._driver.open()
+                self._opened = True
+        except HalError as exc:
+            log.error("meter unavailable: %s", exc)
+            for c in self._failures:
+                self._failed(c, exc)
+        else:
+            for c in range(1, self._connectors + 1):
+                self._read(c)
+        self._ticker.after(self._poll_s, Due("read"))
+
+    def _read(self, connector: int) -> None:
+        try:
+            reading = self._driver.read(connector, self._measurands)
+            last = self._last[connector]
+            if math.isnan(reading.energy_wh) if isinstance(reading.energy_wh, float) else False:
+                raise HalError("energy register is NaN", "PowerMeterFailure")
+            if last is not None and reading.energy_wh < last:
+                raise HalError(f"energy went backwards ({last} -> {reading.energy_wh} Wh)", "PowerMeterFailure")
+        except HalError as exc:
+            self._failed(connector, exc)
+            return
+        self._last[connector] = reading.energy_wh
+        if self._failures[connector] >= self._failures_before_fault:
+            log.info("meter on connector %s recovered", connector)
+            self._peers.transactions.tell(ConnectorFaultChanged(connector, "NoError"))
+        self._failures[connector] = 0
+        sampled = MeterSampled(reading)
+        self._peers.transactions.tell(sampled)
+        self._peers.meter.tell(sampled)
+
+    def _failed(self, connector: int, exc: HalError) -> None:
+        self._failures[connector] += 1
+        if self._failures[connector] == self._failures_before_fault:
+            log.error("meter on connector %s failing: %s", connector, exc)
+            self._peers.transactions.tell(ConnectorFaultChanged(connector, "PowerMeterFailure", str(exc)[:50]))

@@ -1,0 +1,47 @@
+"""Meter readings as OCPP MeterValue objects (OCPP 1.6 §7.30 MeterValue, §7.44 SampledValue).
+
+Plain functions, shared by the MeterSampler (MeterValues.req) and the TransactionManager
+(StopTransaction.transactionData).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from actors.clock import format_time
+from messages.events import MeterReading
+
+ENERGY = "Energy.Active.Import.Register"
+
+
+def measurand_list(csl: str) -> tuple[str, ...]:
+    return tuple(m.strip() for m in csl.split(",") if m.strip())
+
+
+def _format(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def sampled_values(reading: MeterReading, measurands: tuple[str, ...], context: str) -> list[dict]:
+    """One SampledValue per measurand (and phase) asked for that the reading has."""
+    out: list[dict] = []
+    for measurand in measurands:
+        if measurand == ENERGY:
+            out.append({"value": str(reading.energy_wh), "context": context, "format": "Raw",
+                        "measurand": ENERGY, "location": "Outlet", "unit": "Wh"})
+            continue
+        for v in reading.values:
+            if v.measurand != measurand:
+                continue
+            item = {"value": _format(v.value), "context": context, "format": "Raw", "measurand": measurand,
+                    "location": v.location, "unit": v.unit}
+            if v.phase:
+                item["phase"] = v.phase
+            out.append(item)
+    return out
+
+
+def meter_value(reading: MeterReading, measurands: tuple[str, ...], context: str,
+                timestamp: datetime) -> dict | None:
+    values = sampled_values(reading, measurands, context)
+    return {"timestamp": format_time(timestamp), "sampledValue": values} if values else None

@@ -1,0 +1,193 @@
+"""station.toml: the operator's configuration, read once at start-up and never rewritten.
+
+Every section and key is checked; a mistake stops start-up with one message that names the
+key (`SettingsError`). Relative paths are taken from the folder holding the file.
+OCPP configuration keys in `[configuration]` are checked against the key registry
+(`actors.keys`); values the CSMS changes later live in the database and win over the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from actors import keys as keyreg
+from messages.frozen import FrozenDict, freeze
+
+
+class SettingsError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class StationSettings:
+    id: str
+    vendor: str
+    model: str
+    serial_number: str
+    firmware_version: str
+    connectors: int
+    fixed_cable: bool
+    backup_power: bool
+
+
+@dataclass(frozen=True)
+class CsmsSettings:
+    url: str
+    password: str | None
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    max_frame_bytes: int
+    reconnect_min_s: float
+    reconnect_max_s: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    station: StationSettings
+    csms: CsmsSettings
+    storage_path: Path
+    log_level: str
+    log_file: Path
+    log_max_bytes: int
+    log_backups: int
+    queue_max_messages: int
+    hal: FrozenDict  # device -> {driver: ..., driver keys}; "sim" -> {control: ...}
+    configuration: FrozenDict = field(default_factory=FrozenDict)  # OCPP key -> typed value
+
+
+def _section(section: Any, name: str, allowed: dict[str, type | tuple], required=()) -> dict:
+    if not isinstance(section, dict):
+        raise SettingsError(f"[{name}] must be a table")
+    for key, value in section.items():
+        if key not in allowed:
+            raise SettingsError(f"unknown key {name}.{key}")
+        kind = allowed[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise SettingsError(f"{name}.{key} must be of type {names}, not {type(value).__name__}")
+    for key in required:
+        if key not in section:
+            raise SettingsError(f"missing key {name}.{key}")
+    return section
+
+
+def _path(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p)
+
+
+def load(path: str | Path) -> Settings:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError(f"configuration file not found: {path}") from None
+    except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: {exc}") from None
+    base = path.resolve().parent
+    unknown = set(data) - {"station", "csms", "storage", "logging", "queue", "hal", "configuration"}
+    if unknown:
+        raise SettingsError(f"unknown section [{sorted(unknown)[0]}]")
+
+    st = _section(data.get("station", {}), "station", {"id": str, "vendor": str, "model": str, "serial_number": str,
+                                    "firmware_version": str, "connectors": int, "fixed_cable": bool,
+                                    "backup_power": bool}, required=("id", "vendor", "model"))
+    cp_id = st["id"]
+    if not cp_id or len(cp_id) > 48 or any(c in cp_id for c in "/?#% ") or not cp_id.isprintable():
+        raise SettingsError("station.id must be 1-48 printable characters without / ? # % or spaces")
+    for key in ("vendor", "model"):
+        if not 1 <= len(st[key]) <= 20:
+            raise SettingsError(f"station.{key} must be 1-20 characters (OCPP CiString20)")
+    connectors = st.get("connectors", 1)
+    if not 1 <= connectors <= 8:
+        raise SettingsError("station.connectors must be between 1 and 8")
+    station = StationSettings(cp_id, st["vendor"], st["model"], st.get("serial_number", ""),
+                              st.get("firmware_version", ""), connectors, st.get("fixed_cable", True),
+                              st.get("backup_power", False))
+
+    cs = _section(data.get("csms", {}), "csms", {"url": str, "password": str, "ca_file": str, "cert_file": str, "key_file": str,
+                                 "max_frame_bytes": int, "reconnect_min_s": float, "reconnect_max_s": float},
+                  required=("url",))
+    url = urlparse(cs["url"])
+    if url.scheme not in ("ws", "wss") or not url.hostname:
+        raise SettingsError(f"csms.url must be a ws:// or wss:// URL with a host, not {cs['url']!r}")
+    try:
+        url.port
+    except ValueError:
+        raise SettingsError(f"csms.url has an invalid port: {cs['url']!r}") from None
+    files = {k: str(_path(base, cs[k])) for k in ("ca_file", "cert_file", "key_file") if k in cs}
+    for key, file in files.items():
+        if not Path(file).is_file():
+            raise SettingsError(f"csms.{key}: file not found: {file}")
+    if ("cert_file" in files) != ("key_file" in files):
+        raise SettingsError("csms.cert_file and csms.key_file go together")
+    csms = CsmsSettings(cs["url"].rstrip("/"), cs.get("password"), files.get("ca_file"), files.get("cert_file"),
+                        files.get("key_file"), cs.get("max_frame_bytes", 65536),
+                        float(cs.get("reconnect_min_s", 1.0)), float(cs.get("reconnect_max_s", 60.0)))
+    if csms.max_frame_bytes < 1024:
+        raise SettingsError("csms.max_frame_bytes must be at least 1024")
+    if not 0 < csms.reconnect_min_s <= csms.reconnect_max_s:
+        raise SettingsError("csms.reconnect_min_s must be > 0 and <= csms.reconnect_max_s")
+
+    sto = _section(data.get("storage", {}), "storage", {"path": str})
+    storage_path = _path(base, sto.get("path", "var/station.db"))
+    lg = _section(data.get("logging", {}), "logging", {"level": str, "file": str, "max_bytes": int, "backups": int})
+    level = lg.get("level", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError("logging.level must be DEBUG, INFO, WARNING or ERROR")
+    log_file = _path(storage_path.parent, lg["file"]) if "file" in lg else storage_path.parent / "station.log"
+    q = _section(data.get("queue", {}), "queue", {"max_messages": int})
+    max_messages = q.get("max_messages", 10000)
+    if max_messages < 100:
+        raise SettingsError("queue.max_messages must be at least 100")
+
+    hal = _hal(data.get("hal", {}), base)
+    configuration = data.get("configuration", {})
+    if not isinstance(configuration, dict):
+        raise SettingsError("[configuration] must be a table")
+    typed: dict[str, Any] = {}
+    for key, value in configuration.items():
+        try:
+            typed[key] = keyreg.from_toml(key, value, connectors, station.fixed_cable)
+        except keyreg.KeyError_ as exc:
+            raise SettingsError(f"configuration.{key}: {exc}") from None
+    return Settings(path, station, csms, storage_path, level, log_file, lg.get("max_bytes", 5_000_000),
+                    lg.get("backups", 5), max_messages, freeze(hal), freeze(typed))
+
+
+def _hal(hal: Any, base: Path) -> dict:
+    from hal.registry import DRIVERS  # the drivers declare their own keys
+
+    if not isinstance(hal, dict):
+        raise SettingsError("[hal] must be a table")
+    out: dict[str, dict] = {}
+    for device in ("evse", "meter", "rfid"):
+        section = hal.get(device, {"driver": "sim"})
+        if not isinstance(section, dict):
+            raise SettingsError(f"[hal.{device}] must be a table")
+        driver = section.get("driver", "sim")
+        if (device, driver) not in DRIVERS:
+            known = ", ".join(sorted(d for dev, d in DRIVERS if dev == device))
+            raise SettingsError(f"hal.{device}.driver: unknown driver {driver!r} (known: {known})")
+        allowed = DRIVERS[(device, driver)]
+        checked = _section(section, f"hal.{device}", {"driver": str, **allowed})
+        out[device] = checked
+    for key in hal:
+        if key not in ("evse", "meter", "rfid", "sim"):
+            raise SettingsError(f"unknown section [hal.{key}]")
+    sim = _section(hal.get("sim", {}), "hal.sim", {"control": str})
+    control = sim.get("control", "127.0.0.1:7700")
+    host, _, port = control.rpartition(":")
+    if host not in ("127.0.0.1", "localhost", "::1", "[::1]") or not port.isdigit() or int(port) > 65535:
+        raise SettingsError(f"hal.sim.control must be a loopback host:port, not {control!r}")
+    out["sim"] = {"control": control}
+    return out

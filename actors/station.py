@@ -1,0 +1,182 @@
+"""The station process: assembles the actors, watches them, and stops them in order.
+
+`ocpp-station --config station.toml` runs in the foreground. SIGTERM/SIGINT stop it cleanly
+(exit 0). Exit 2: bad configuration or database. Exit 70: an actor died (the supervisor or
+systemd restarts the process, which resumes from the database). Exit 75: a reset was asked.
+SIGUSR1 logs every thread's traceback (deadlock hunting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import pykka.debug
+
+from actors import keys as keyreg
+from actors import sdnotify, store
+from actors.boot import BootNotifier
+from actors.clock import StationClock, parse_time
+from actors.configuration import Configuration, effective_values
+from actors.evse import EvseDevice
+from actors.link import Link
+from actors.meter import MeterSampler
+from actors.meter_device import MeterDevice
+from actors.rfid import RfidListener
+from actors.settings import Settings, SettingsError, load
+from actors.status import StatusDebouncer
+from actors.ticker import Scheduler
+from actors.transactions import TransactionManager
+from actors.txqueue import TransactionMessageQueue
+from hal import registry
+from messages import validation
+from messages.events import HealthCheck, LinkWiring, Peers
+from messages.frozen import FrozenDict
+
+log = logging.getLogger("station")
+
+EXIT_OK, EXIT_CONFIG, EXIT_ACTOR_DIED, EXIT_RESET = 0, 2, 70, 75
+
+
+@dataclass
+class Station:
+    settings: Settings
+    scheduler: Scheduler | None = None
+
+    def start(self) -> None:
+        s = self.settings
+        db_path = str(s.storage_path)
+        db = store.open_database(db_path)  # fails early, with the path, if the database is unusable
+        last = store.get_meta(db, "last_time")
+        boots = int(store.get_meta(db, "boot_count", "0")) + 1
+        store.set_meta(db, "boot_count", str(boots))
+        specs = keyreg.registry(s.station.connectors, s.station.fixed_cable)
+        config = effective_values(specs, s.configuration, store.load_configuration(db))
+        db.close()
+        validation.precompile()
+        self.clock = StationClock(parse_time(last) if last else None)
+        log.info("station %s starting (boot %d), CSMS %s", s.station.id, boots, s.csms.url)
+
+        drivers = {d: registry.build(d, s.hal[d], s.hal, s.station.connectors, s.station.fixed_cable)
+                   for d in ("evse", "meter", "rfid")}
+        sch = self.scheduler
+        refs: dict[str, pykka.ActorRef] = {}
+        refs["link"] = Link.start(s.csms, s.station.id, config["MessageTimeout"], config["WebSocketPingInterval"], sch)
+        refs["status"] = StatusDebouncer.start(refs["link"], config["MinimumStatusDuration"], sch)
+        refs["txqueue"] = TransactionMessageQueue.start(db_path, config, s.queue_max_messages, sch)
+        refs["transactions"] = TransactionManager.start(db_path, s.station.connectors, s.station.fixed_cable, config,
+                                                        self.clock, sch)
+        refs["meter"] = MeterSampler.start(db_path, config, self.clock, sch)
+        refs["boot"] = BootNotifier.start(db_path, s.station, self.clock, refs["link"],
+                                          (refs["link"], refs["status"], refs["txqueue"]),
+                                          config["HeartbeatInterval"], sch)
+        refs["evse"] = EvseDevice.start(drivers["evse"])
+        refs["meter_device"] = MeterDevice.start(drivers["meter"], s.station.connectors, config, scheduler=sch)
+        refs["rfid"] = RfidListener.start(drivers["rfid"])
+        refs["configuration"] = Configuration.start(db_path, specs, config, tuple(
+            refs[n] for n in ("link", "boot", "status", "txqueue", "transactions", "meter", "meter_device")))
+        self.refs = refs
+
+        peers = Peers(FrozenDict(refs))
+        for name in ("txqueue", "transactions", "meter", "evse", "meter_device", "rfid"):
+            refs[name].tell(peers)
+        routes = FrozenDict({
+            "GetConfiguration": refs["configuration"], "ChangeConfiguration": refs["configuration"],
+            "RemoteStartTransaction": refs["transactions"], "RemoteStopTransaction": refs["transactions"],
+        })
+        refs["link"].tell(LinkWiring(routes, (refs["boot"], refs["status"], refs["txqueue"], refs["transactions"])))
+
+    def healthy(self, timeout_s: float = 5.0) -> bool:
+        """Every actor alive and answering (its inbox is moving)."""
+        try:
+            futures = [ref.ask(HealthCheck(), block=False) for ref in self.refs.values()]
+            return all(f.get(timeout=timeout_s) for f in futures)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return False
+
+    def stop(self) -> None:
+        """Ordered shutdown: first the link (no new requests), then producers, then devices."""
+        order = ("link", "boot", "status", "configuration", "transactions", "meter", "txqueue", "rfid",
+                 "meter_device", "evse")
+        for name in order:
+            ref = self.refs.get(name)
+            if ref is not None:
+                try:
+                    ref.stop(timeout=10)
+                except (pykka.ActorDeadError, pykka.Timeout):
+                    log.warning("%s did not stop in time", name)
+        if "hal.sim" in sys.modules:
+            from hal.sim import Simulator
+
+            Simulator.close_all()
+
+
+def setup_logging(settings: Settings) -> None:
+    fmt = logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+    root = logging.getLogger()
+    root.setLevel(settings.log_level)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(fmt)
+    root.addHandler(console)
+    settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+    rotating = logging.handlers.RotatingFileHandler(settings.log_file, maxBytes=settings.log_max_bytes,
+                                                    backupCount=settings.log_backups)
+    rotating.setFormatter(fmt)
+    root.addHandler(rotating)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ocpp-station", description="OCPP 1.6-J charge point firmware")
+    parser.add_argument("--config", default="station.toml", help="the station's configuration file")
+    args = parser.parse_args(argv)
+    try:
+        settings = load(args.config)
+    except SettingsError as exc:
+        print(f"ocpp-station: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings)
+
+    stop = threading.Event()
+    exit_code = [EXIT_OK]
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
+
+    station = Station(settings)
+    try:
+        station.start()
+    except (store.StorageError, OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        pykka.ActorRegistry.stop_all()
+        return EXIT_CONFIG
+    sdnotify.ready()
+    watchdog_s = sdnotify.watchdog_interval_s() or 10.0
+    while not stop.wait(watchdog_s):
+        if station.healthy():
+            sdnotify.watchdog()
+        else:
+            log.error("an actor died or stopped answering: exiting so the supervisor restarts the station")
+            exit_code[0] = EXIT_ACTOR_DIED
+            break
+    sdnotify.stopping()
+    station.stop()
+    log.info("stopped")
+    return exit_code[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""TransactionManager: the connectors' sessions, from plug or card to StopTransaction (OCPP 1.6 §3.6, §4.8, §4.10).
+
+Takes: hardware events (PlugConnected, PlugDisconnected, EvDrawChanged, ConnectorFaultChanged,
+CardPresented, MeterSampled), CSMS requests (RemoteStartTransaction, RemoteStopTransaction),
+Authorize answers, ConnectorLockResult, TransactionIdAssigned, ConfigurationChanged, LinkUp/Down.
+Emits: SetContactor / SetConnectorLock / ShowStatus to the EVSE actor, ConnectorStatusChanged to
+the StatusDebouncer, TransactionBegan/Ended to the MeterSampler, Authorize via the link, and
+Start/StopTransaction into the durable queue (committed before the contactor closes or opens).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import pykka
+
+from actors import store
+from actors.clock import StationClock, format_time, parse_time
+from actors.connector import Connector, Session, station_status
+from actors.meterdata import ENERGY, measurand_list, meter_value
+from actors.ticker import Scheduler, Ticker
+from messages.events import (HealthCheck, CallAnswered, CallFailed, CallReceived, CardPresented, ConfigurationChanged,
+                             ConnectorFaultChanged, ConnectorLockResult, ConnectorStatusChanged, Due, EvDrawChanged,
+                             LinkDown, LinkUp, MeterReading, MeterSampled, Peers, PlugConnected, PlugDisconnected,
+                             ReplyResult, SendCall, SetConnectorLock, SetContactor, ShowStatus, TransactionBegan,
+                             TransactionEnded, TransactionIdAssigned, TransactionMessageDropped,
+                             TransactionMessagesQueued)
+from messages.frozen import freeze
+
+log = logging.getLogger(__name__)
+
+
+class TransactionManager(pykka.ThreadingActor):
+    def __init__(self, db_path: str, connectors: int, fixed_cable: bool, config: Any, clock: StationClock,
+                 scheduler: Scheduler | None = None):
+        super().__init__()
+        self._db_path = db_path
+        self._fixed_cable = fixed_cable
+        self._config = dict(config)
+        self._clock = clock
+        self._scheduler = scheduler
+        self._connectors = {c: Connector(c) for c in range(1, connectors + 1)}
+        self._station_error = "NoError"
+        self._readings: dict[int, MeterReading] = {}
+        self._online = False
+        self._peers: Peers | None = None
+        self._station_operative = True
+        self._pending_start: dict[str, tuple[str, str | None]] = {}  # lock request -> (idTag, parent)
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._ticker = Ticker(self.actor_ref, self._scheduler)
+        self._db = store.open_database(self._db_path)
+        for row in store.rows(self._db, "SELECT connector, availability FROM connectors"):
+            if row["connector"] == 0:
+                self._station_operative = row["availability"] == "Operative"
+            elif row["connector"] in self._connectors:
+                self._connectors[row["connector"]].operative = row["availability"] == "Operative"
+
+    def on_stop(self) -> None:
+        self._ticker.cancel_all()
+        self._db.close()
+
+    def _recover(self) -> None:
+        """Stop what a crash or power cut interrupted (OCPP 1.6 §4.10: reason PowerLoss).
+
+        meterStop is the last reading persisted for the transaction, stamped with its time;
+        the StopTransaction is queued with the interrupted transaction's other messages.
+        """
+        for row in store.rows(self._db, "SELECT * FROM transactions WHERE stopped_at IS NULL"):
+            meter_stop = row["last_meter_wh"] if row["last_meter_wh"] is not None else row["meter_start_wh"]
+            at = parse_time(row["last_meter_at"] or row["started_at"])
+            log.warning("transaction %s on connector %s interrupted: stopping it (PowerLoss)",
+                        row["local_id"], row["connector"])
+            self._queue_stop(row["local_id"], row["id_tag"], meter_stop, at, "PowerLoss", None, None)
+            connector = self._connectors.get(row["connector"])
+            if connector is not None:
+                connector.finishing = True
+        self._wake_queue()
+
+    # --- messages ------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case HealthCheck():
+                return True
+            case Peers():
+                self._peers = message
+                self._recover()
+                for c in self._connectors:
+                    self._publish(c)
+                self._publish(0)
+            case PlugConnected(c) if c in self._connectors:
+                self._plug(self._connectors[c], True)
+            case PlugDisconnected(c) if c in self._connectors:
+                self._plug(self._connectors[c], False)
+            case EvDrawChanged(c, drawing) if c in self._connectors:
+                self._connectors[c].ev_drawing = drawing
+                self._publish(c)
+            case ConnectorFaultChanged(0, code, info, _):
+                self._station_error = code
+                self._publish(0)
+            case ConnectorFaultChanged(c, code, info, _) if c in self._connectors:
+                self._fault(self._connectors[c], code, info)
+            case CardPresented(id_tag):
+                self._card(id_tag)
+            case MeterSampled(reading):
+                self._meter(reading)
+            case CallReceived(uid, "RemoteStartTransaction", payload, reply_to):
+                reply_to.tell(ReplyResult(uid, "RemoteStartTransaction", freeze({"status": self._remote_start(payload)})))
+            case CallReceived(uid, "RemoteStopTransaction", payload, reply_to):
+                reply_to.tell(ReplyResult(uid, "RemoteStopTransaction", freeze({"status": self._remote_stop(payload)})))
+            case CallAnswered("Authorize", payload, tag):
+                self._authorized(tag, payload["idTagInfo"])
+            case CallFailed("Authorize", reason, tag):
+                self._authorize_failed(tag, reason)
+            case ConnectorLockResult(c, True, ok, request_id) if c in self._connectors:
+                self._locked(self._connectors[c], ok, request_id)
+            case ConnectorLockResult():
+                pass
+            case TransactionMessageDropped():
+                pass  # logged by the queue; the session goes on
+            case TransactionIdAssigned(local_id, transaction_id, id_tag_info):
+                self._id_assigned(local_id, transaction_id, id_tag_info)
+            case Due("connection_timeout", _, c) if c in self._connectors:
+                self._connection_timeout(self._connectors[c])
+            case ConfigurationChanged(key, value):
+                self._config[key] = value
+            case LinkUp():
+                self._online = True
+            case LinkDown():
+                self._online = False
+            case _:
+                log.warning("TransactionManager: unexpected message %r", message)
+
+    # --- hardware --------------------------------------------------------------------------------
+
+    def _plug(self, c: Connector, plugged: bool) -> None:
+        c.plugged = plugged
+        if plugged:
+            c.finishing = False
+            if c.authorized_tag is not None and c.session is None and c.operative and not c.faulted:
+                self._begin(c, c.authorized_tag, c.authorized_parent)
+        else:
+            c.ev_drawing = False
+            c.finishing = False
+            if c.session is not None and self._config["StopTransactionOnEVSideDisconnect"]:
+                self._stop(c, "EVDisconnected", None)
+        self._publish(c.id)
+
+    def _fault(self, c: Connector, code: str, info: str) -> None:
+        was = c.faulted
+        c.error_code, c.error_info = code, info
+        if c.session is not None and c.faulted != was:
+            # No energy through a faulted connector; it resumes when the fault clears.
+            self._evse(SetContactor(c.id, not c.faulted and not c.session.suspended_evse))
+        self._publish(c.id)
+
+    def _meter(self, reading: MeterReading) -> None:
+        self._readings[reading.connector] = reading
+        c = self._connectors.get(reading.connector)
+        if c is not None and c.session is not None:
+            # The meterStop after a power cut; WAL + FULL makes this one small fsync.
+            self._db.execute("UPDATE transactions SET last_meter_wh=?, last_meter_at=? WHERE local_id=?",
+                             (reading.energy_wh, format_time(reading.taken_at or self._clock.now()),
+                              c.session.local_id))
+
+    # --- identification and authorization --------------------------------------------------------
+
+    def _card(self, id_tag: str) -> None:
+        for c in self._connectors.values():
+            if c.session is not None and c.session.id_tag.lower() == id_tag.lower():
+                self._stop(c, "Local", id_tag)  # OCPP 1.6 §3.6.1: the same card stops, no Authorize
+                self._publish(c.id)
+                return
+        running = [c for c in self._connectors.values() if c.session is not None]
+        free = self._free_connector(prefer_plugged=True)
+        if free is None and not running:
+            log.info("card %s presented but no connector is free", id_tag)
+            return
+        target = free.id if free is not None else None
+        if free is not None:
+            free.authorizing_tag = id_tag
+            self._publish(free.id)
+        self._authorize(id_tag, ("card", id_tag, target))
+
+    def _authorize(self, id_tag: str, tag: tuple) -> None:
+        self._tell("link", SendCall("Authorize", freeze({"idTag": id_tag}), self.actor_ref, tag))
+
+    def _authorized(self, tag: tuple, info: Any) -> None:
+        kind, id_tag, target = tag
+        accepted = info.get("status") == "Accepted"
+        parent = info.get("parentIdTag")
+        if kind == "card" and accepted and parent:
+            for c in self._connectors.values():  # OCPP 1.6 §3.6.1: same parentIdTag stops the session
+                if c.session is not None and c.session.parent_id_tag and c.session.parent_id_tag.lower() == parent.lower():
+                    self._clear_authorizing(target, id_tag)
+                    self._stop(c, "Local", id_tag)
+                    self._publish(c.id)
+                    return
+        c = self._connectors.get(target) if target is not None else None
+        if c is None:
+            return
+        self._clear_authorizing(target, id_tag)
+        if not accepted:
+            log.info("idTag %s not accepted (%s)", id_tag, info.get("status"))
+            self._publish(c.id)
+            return
+        self._authorize_connector(c, id_tag, parent)
+
+    def _authorize_failed(self, tag: tuple, reason: str) -> None:
+        kind, id_tag, target = tag
+        c = self._connectors.get(target) if target is not None else None
+        if c is None:
+            return
+        self._clear_authorizing(target, id_tag)
+        # OCPP 1.6 §3.4: offline, an unknown idTag may start only when AllowOfflineTxForUnknownId.
+        if not self._online and self._config["AllowOfflineTxForUnknownId"]:
+            log.info("offline: accepting unknown idTag %s (AllowOfflineTxForUnknownId)", id_tag)
+            self._authorize_connector(c, id_tag, None)
+        else:
+            log.info("idTag %s could not be authorized (%s)", id_tag, reason)
+            self._publish(c.id)
+
+    def _clear_authorizing(self, target: int | None, id_tag: str) -> None:
+        c = self._connectors.get(target) if target is not None else None
+        if c is not None and c.authorizing_tag == id_tag:
+            c.authorizing_tag = None
+
+    def _authorize_connector(self, c: Connector, id_tag: str, parent: str | None) -> None:
+        if c.session is not None or c.faulted or not c.operative:
+            self._publish(c.id)
+            return
+        if c.plugged:
+            self._begin(c, id_tag, parent)
+        else:
+            c.authorized_tag, c.authorized_parent = id_tag, parent
+            # OCPP 1.6 §9.1 ConnectionTimeOut: the cable must come within this many seconds.
+            self._ticker.after(self._config["ConnectionTimeOut"], Due("connection_timeout", 0, c.id))
+        self._publish(c.id)
+
+    def _connection_timeout(self, c: Connector) -> None:
+        if c.authorized_tag is not None and c.session is None and not c.starting:
+            log.info("connector %s: no cable within ConnectionTimeOut, authorization dropped", c.id)
+            c.authorized_tag = c.authorized_parent = None
+            self._publish(c.id)
+
+    def _free_connector(self, prefer_plugged: bool) -> Connector | None:
+        free = [c for c in self._connectors.values() if not c.busy and c.authorizing_tag is None]
+        if prefer_plugged:
+            free.sort(key=lambda c: not c.plugged)
+        return free[0] if free else None
+
+    # --- remote control --------------------------------------------------------------------------
+
+    def _remote_start(self, payload: Any) -> str:
+        """OCPP 1.6 §5.11: Accepted means "will try"; connectorId 0 is not a connector."""
+        connector_id = payload.get("connectorId")
+        if connector_id is not None:
+            c = self._connectors.get(connector_id)
+            if c is None or c.busy or c.authorizing_tag is not None:
+                return "Rejected"
+        else:
+            c = self._free_connector(prefer_plugged=True)
+            if c is None:
+                return "Rejected"
+        id_tag = payload["idTag"]
+        if self._config["AuthorizeRemoteTxRequests"]:
+            c.authorizing_tag = id_tag
+            self._authorize(id_tag, ("remote", id_tag, c.id))
+            self._publish(c.id)
+        else:
+            self._authorize_connector(c, id_tag, None)
+        return "Accepted"
+
+    def _remote_stop(self, payload: Any) -> str:
+        for c in self._connectors.values():
+            if c.session is not None and c.session.transaction_id == payload["transactionId"]:
+                self._stop(c, "Remote", None)
+                self._publish(c.id)
+                return "Accepted"
+        return "Rejected"
+
+    # --- starting and stopping ---------------------------------------------------------------------
+
+    def _begin(self, c: Connector, id_tag: str, parent: str | None) -> None:
+        c.authorized_tag = c.authorized_parent = None
+        c.starting = True
+        request_id = uuid.uuid4().hex
+        self._pending_start[request_id] = (id_tag, parent)
+        if self._fixed_cable:
+            self._locked(c, True, request_id)
+        else:
+            self._evse(SetConnectorLock(c.id, True, self.actor_ref, request_id))
+
+    def _locked(self, c: Connector, ok: bool, request_id: str) -> None:
+        pending = self._pending_start.pop(request_id, None)
+        if pending is None or not c.starting:
+            return
+        c.starting = False
+        if not ok:
+            c.error_code, c.error_info = "ConnectorLockFailure", "connector lock failed"
+            self._publish(c.id)
+            return
+        id_tag, parent = pending
+        reading = self._readings.get(c.id)
+        meter_start = reading.energy_wh if reading else 0
+        now = self._clock.now()
+        with store.Transaction(self._db):
+            cur = self._db.execute(
+                "INSERT INTO transactions(connector, id_tag, started_at, meter_start_wh, last_meter_wh, last_meter_at)"
+                " VALUES(?, ?, ?, ?, ?, ?)", (c.id, id_tag, format_time(now), meter_start, meter_start, format_time(now)))
+            local_id = cur.lastrowid
+            store.enqueue(self._db, str(uuid.uuid4()), local_id, "StartTransaction",
+                          {"connectorId": c.id, "idTag": id_tag, "meterStart": meter_start,
+                           "timestamp": format_time(now)})
+        c.session = Session(local_id, id_tag, parent, meter_start, now)
+        self._wake_queue()
+        self._evse(SetContactor(c.id, not c.faulted))
+        self._tell("meter", TransactionBegan(c.id, local_id, None, meter_start))
+        log.info("transaction %s started on connector %s for %s at %s Wh", local_id, c.id, id_tag, meter_start)
+        self._publish(c.id)
+
+    def _stop(self, c: Connector, reason: str, id_tag: str | None) -> None:
+        session = c.session
+        assert session is not None
+        reading = self._readings.get(c.id)
+        meter_stop = reading.energy_wh if reading else session.meter_start_wh
+        self._evse(SetContactor(c.id, False))
+        self._queue_stop(session.local_id, id_tag, meter_stop, self._clock.now(), reason, reading, session)
+        self._wake_queue()
+        c.session = None
+        c.finishing = c.plugged
+        if c.pending_operative is not None:
+            c.operative, c.pending_operative = c.pending_operative, None
+        if not self._fixed_cable:
+            self._evse(SetConnectorLock(c.id, False))
+        self._tell("meter", TransactionEnded(c.id, session.local_id))
+        log.info("transaction %s stopped on connector %s (%s) at %s Wh", session.local_id, c.id, reason, meter_stop)
+
+    def _queue_stop(self, local_id: int, id_tag: str | None, meter_stop: int, at, reason: str,
+                    reading: MeterReading | None, session: Session | None) -> None:
+        payload: dict = {"meterStop": meter_stop, "timestamp": format_time(at), "reason": reason}
+        if id_tag:
+            payload["idTag"] = id_tag
+        measurands = measurand_list(self._config["StopTxnSampledData"])
+        if measurands and session is not None:  # OCPP 1.6 errata 3.16.6: Transaction.Begin/End values
+            begin = MeterReading(0, session.meter_start_wh, ())
+            data = [meter_value(begin, tuple(m for m in measurands if m == ENERGY), "Transaction.Begin",
+                                session.started_at),
+                    meter_value(reading or MeterReading(0, meter_stop, ()), measurands, "Transaction.End", at)]
+            payload["transactionData"] = [d for d in data if d]
+        with store.Transaction(self._db):
+            self._db.execute("UPDATE transactions SET stopped_at=?, stop_reason=?, meter_stop_wh=?, stop_id_tag=?"
+                             " WHERE local_id=?", (format_time(at), reason, meter_stop, id_tag, local_id))
+            store.enqueue(self._db, str(uuid.uuid4()), local_id, "StopTransaction", payload)
+
+    def _id_assigned(self, local_id: int, transaction_id: int, info: Any) -> None:
+        for c in self._connectors.values():
+            s = c.session
+            if s is None or s.local_id != local_id:
+                continue
+            s.transaction_id = transaction_id
+            status = info.get("status", "Accepted") if info else "Accepted"
+            if status != "Accepted":  # OCPP 1.6 errata 3.5/3.17
+                if self._config["StopTransactionOnInvalidId"]:
+                    self._stop(c, "DeAuthorized", None)
+                else:
+                    s.suspended_evse = True
+                    self._evse(SetContactor(c.id, False))
+            self._publish(c.id)
+
+    # --- output ----------------------------------------------------------------------------------
+
+    def _publish(self, connector_id: int) -> None:
+        if connector_id == 0:
+            status, code, info, tx = station_status(self._station_operative, self._station_error), \
+                self._station_error, "", None
+        else:
+            c = self._connectors[connector_id]
+            status, code, info = c.status(), c.error_code, c.info()
+            tx = c.session.transaction_id if c.session else None
+        self._tell("status", ConnectorStatusChanged(connector_id, status, code, info, "", self._clock.now()))
+        if connector_id:
+            self._evse(ShowStatus(connector_id, status, tx))
+
+    def _wake_queue(self) -> None:
+        self._tell("txqueue", TransactionMessagesQueued())
+
+    def _evse(self, message: Any) -> None:
+        self._tell("evse", message)
+
+    def _tell(self, peer: str, message: Any) -> None:
+        if self._peers is None:
+            return
+        try:
+            getattr(self._peers, peer).tell(message)
+        except (pykka.ActorDeadError, AttributeError):
+            log.warning("cannot tell %s: %r", peer, message)

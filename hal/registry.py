@@ -1,0 +1,27 @@
+"""Which drivers exist, the station.toml keys each accepts, and how to build them.
+
+A new driver adds one entry to DRIVERS (its keys and their TOML types) and one branch to
+`build`. Drivers are imported lazily so a station without PC/SC never imports pyscard.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+# (device, driver) -> {key: TOML type}; "driver" itself is always allowed.
+DRIVERS: dict[tuple[str, str], dict[str, type]] = {
+    ("evse", "sim"): {},
+    ("meter", "sim"): {},
+    ("rfid", "sim"): {},
+}
+
+
+def build(device: str, section: Mapping[str, Any], hal: Mapping[str, Any], connectors: int, fixed_cable: bool):
+    """Create the driver object for `device` ("evse", "meter", "rfid") from its settings."""
+    driver = section.get("driver", "sim")
+    if driver == "sim":
+        from hal.sim import Simulator, SimEvse, SimMeter, SimReader
+
+        sim = Simulator.shared(hal["sim"]["control"], connectors, fixed_cable)
+        return {"evse": SimEvse, "meter": SimMeter, "rfid": SimReader}[device](sim)
+    raise ValueError(f"no driver {driver!r} for {device}")

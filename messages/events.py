@@ -1,0 +1,344 @@
+"""Messages between actors: frozen dataclasses only (pykka does not copy messages).
+
+Events are in the past tense (PlugConnected), commands in the imperative (SendCall),
+timer ticks end in Due (HeartbeatDue). OCPP payloads inside them are frozen with
+`messages.frozen.freeze`. Actor references (`reply_to`) are pykka ActorRefs, which are
+safe to share between threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# --- hardware events (emitted by HAL drivers through their owning device actor) ---------------
+
+
+@dataclass(frozen=True)
+class PlugConnected:
+    connector: int
+
+
+@dataclass(frozen=True)
+class PlugDisconnected:
+    connector: int
+
+
+@dataclass(frozen=True)
+class EvDrawChanged:
+    """The EV started (drawing=True) or stopped (False) drawing current while the contactor is closed."""
+
+    connector: int
+    drawing: bool
+
+
+@dataclass(frozen=True)
+class ConnectorFaultChanged:
+    """A ChargePointErrorCode (OCPP 1.6 §7.6) appeared on a connector (0 = whole station); NoError clears."""
+
+    connector: int
+    error_code: str
+    info: str = ""
+    vendor_error_code: str = ""
+
+
+@dataclass(frozen=True)
+class CardPresented:
+    id_tag: str
+
+
+@dataclass(frozen=True)
+class SampledValue:
+    """One OCPP SampledValue: measurand, value in `unit`, optional phase and location."""
+
+    measurand: str
+    value: float
+    unit: str
+    phase: str | None = None
+    location: str = "Outlet"
+
+
+@dataclass(frozen=True)
+class MeterReading:
+    connector: int
+    energy_wh: int  # Energy.Active.Import.Register, whole Wh
+    values: tuple[SampledValue, ...] = ()
+    taken_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MeterSampled:
+    reading: MeterReading
+
+
+@dataclass(frozen=True)
+class DeviceFailed:
+    """A device stopped answering or answered garbage; `error_code` is the ChargePointErrorCode to report."""
+
+    device: str  # "evse" | "meter" | "rfid"
+    error_code: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class DeviceRecovered:
+    device: str
+
+
+# --- commands to device actors -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetContactor:
+    connector: int
+    closed: bool
+
+
+@dataclass(frozen=True)
+class SetConnectorLock:
+    """Lock or unlock; the device actor answers ConnectorLockResult to `reply_to` (if any)."""
+
+    connector: int
+    locked: bool
+    reply_to: Any = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectorLockResult:
+    connector: int
+    locked: bool
+    ok: bool
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ShowStatus:
+    """Show the connector's OCPP status on the station (LEDs, display; the simulator records it)."""
+
+    connector: int
+    status: str
+    transaction_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReadMeterDue:
+    """Tick: a device actor polls its meter."""
+
+    generation: int = 0
+
+
+# --- the OCPP-J link ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendCall:
+    """Send a CALL to the CSMS. The answer returns to `reply_to` as CallAnswered or CallFailed.
+
+    `unique_id` is given for a re-sent transaction message, which keeps its id
+    (OCPP-J errata 2025-04 §3.1). `before_boot` lets BootNotification out while not Accepted.
+    """
+
+    action: str
+    payload: Any
+    reply_to: Any = None
+    tag: Any = None
+    unique_id: str | None = None
+    before_boot: bool = False
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    action: str
+    payload: Any
+    tag: Any
+    unique_id: str
+
+
+@dataclass(frozen=True)
+class CallFailed:
+    """No usable answer. reason: "CallError" (see error_code), "Timeout", "Disconnected", "Invalid"
+    (the CSMS's answer broke its schema) or "Refused" (our own payload broke it: never sent)."""
+
+    action: str
+    reason: str
+    tag: Any
+    unique_id: str
+    error_code: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class CallReceived:
+    """A validated CALL from the CSMS, routed to the actor that handles its action."""
+
+    unique_id: str
+    action: str
+    payload: Any
+    reply_to: Any  # the link: answer with ReplyResult or ReplyError
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    unique_id: str
+    action: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class ReplyError:
+    unique_id: str
+    error_code: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Peers:
+    """Sent once to every actor at assembly, before anything else: name -> ActorRef of the others.
+
+    Actors refer to each other in cycles (the transaction manager wakes the message queue, the
+    queue reports transaction ids back), so references arrive after all actors exist.
+    """
+
+    refs: Any
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.refs[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@dataclass(frozen=True)
+class LinkWiring:
+    """Sent once to the link at assembly: action -> handler ActorRef, and who hears LinkUp/LinkDown."""
+
+    routes: Any
+    subscribers: tuple
+
+
+@dataclass(frozen=True)
+class LinkUp:
+    pass
+
+
+@dataclass(frozen=True)
+class LinkDown:
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RegistrationChanged:
+    """BootNotification outcome: "Accepted", "Pending" or "Rejected" (OCPP 1.6 §4.2)."""
+
+    status: str
+    interval_s: int = 0
+
+
+@dataclass(frozen=True)
+class FrameArrived:
+    """Internal to the link: text received by its socket thread."""
+
+    text: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class SocketOpened:
+    generation: int
+
+
+@dataclass(frozen=True)
+class SocketClosed:
+    generation: int
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CallTimeoutDue:
+    unique_id: str
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigurationChanged:
+    """A configuration key got a new value (already validated and persisted)."""
+
+    key: str
+    value: Any
+
+
+# --- transactions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransactionMessagesQueued:
+    """Wake the transaction message queue: rows were committed to it."""
+
+
+@dataclass(frozen=True)
+class TransactionIdAssigned:
+    """StartTransaction.conf arrived for the local transaction `local_id`."""
+
+    local_id: int
+    transaction_id: int
+    id_tag_info: Any
+
+
+@dataclass(frozen=True)
+class TransactionMessageDropped:
+    local_id: int
+    action: str
+
+
+@dataclass(frozen=True)
+class TransactionBegan:
+    connector: int
+    local_id: int
+    transaction_id: int | None
+    meter_start_wh: int
+
+
+@dataclass(frozen=True)
+class TransactionEnded:
+    connector: int
+    local_id: int
+
+
+@dataclass(frozen=True)
+class ConnectorStatusChanged:
+    """The transaction manager's view of a connector's OCPP status (before debouncing)."""
+
+    connector: int
+    status: str
+    error_code: str = "NoError"
+    info: str = ""
+    vendor_error_code: str = ""
+    timestamp: datetime | None = None
+
+
+# --- timers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    """A timer tick: `name` says what is due; `generation` lets a stale tick be ignored."""
+
+    name: str
+    generation: int = 0
+    key: Any = None
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """Answered by every actor (ask) so the watchdog knows none is stuck."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Stop and say goodbye: used by ordered shutdown."""
+
+    reason: str = field(default="")

@@ -1,0 +1,1 @@
+"""Shared test helpers (test Central System, ...)."""
