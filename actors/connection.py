@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Callable
 
+import pykka
 import websocket
 
 from actors.settings import CsmsSettings
@@ -78,6 +79,12 @@ class Connection:
             self.drop()
             raise NotConnected(str(exc)) from exc
 
+    def _tell(self, event: object) -> None:
+        try:
+            self._on_event(event)
+        except pykka.ActorDeadError:
+            self._stopping.set()  # the link is gone: nobody to serve
+
     def _options(self) -> dict:
         options: dict = {"subprotocols": ["ocpp1.6"], "timeout": 10, "enable_multithread": True}
         if self._csms.password is not None:
@@ -108,7 +115,7 @@ class Connection:
                     self._generation += 1
                     generation = self._generation
                 log.info("connected to %s", self.url)
-                self._on_event(SocketOpened(generation))
+                self._tell(SocketOpened(generation))
                 reason = self._serve(ws, generation)
                 with self._lock:
                     self._ws = None
@@ -117,7 +124,7 @@ class Connection:
                 except Exception:
                     pass
                 log.warning("connection to %s closed: %s", self.url, reason)
-                self._on_event(SocketClosed(generation, reason))
+                self._tell(SocketClosed(generation, reason))
                 if time.monotonic() - started > 60:
                     delay = self._csms.reconnect_min_s  # it was a good connection: start over
             if self._stopping.wait(random.uniform(0.5, 1.0) * delay):
@@ -157,8 +164,11 @@ class Connection:
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return "closed by the CSMS"
             if opcode == websocket.ABNF.OPCODE_TEXT:
-                self._on_text(frame.data.decode("utf-8", errors="replace") if isinstance(frame.data, bytes)
-                              else frame.data, generation)
+                text = frame.data.decode("utf-8", errors="replace") if isinstance(frame.data, bytes) else frame.data
+                try:
+                    self._on_text(text, generation)
+                except pykka.ActorDeadError:
+                    return "stopping"  # the link is gone
             elif opcode == websocket.ABNF.OPCODE_BINARY:
                 log.warning("binary frame ignored: OCPP-J uses text frames only")
         return "stopping"

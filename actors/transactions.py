@@ -148,7 +148,7 @@ class TransactionManager(pykka.ThreadingActor):
             c.ev_drawing = False
             c.finishing = False
             if c.session is not None and self._config["StopTransactionOnEVSideDisconnect"]:
-                self._stop(c, "EVDisconnected", None)
+                self._stop_transaction(c, "EVDisconnected", None)
         self._publish(c.id)
 
     def _fault(self, c: Connector, code: str, info: str) -> None:
@@ -173,7 +173,7 @@ class TransactionManager(pykka.ThreadingActor):
     def _card(self, id_tag: str) -> None:
         for c in self._connectors.values():
             if c.session is not None and c.session.id_tag.lower() == id_tag.lower():
-                self._stop(c, "Local", id_tag)  # OCPP 1.6 §3.6.1: the same card stops, no Authorize
+                self._stop_transaction(c, "Local", id_tag)  # OCPP 1.6 §3.6.1: the same card stops, no Authorize
                 self._publish(c.id)
                 return
         running = [c for c in self._connectors.values() if c.session is not None]
@@ -198,7 +198,7 @@ class TransactionManager(pykka.ThreadingActor):
             for c in self._connectors.values():  # OCPP 1.6 §3.6.1: same parentIdTag stops the session
                 if c.session is not None and c.session.parent_id_tag and c.session.parent_id_tag.lower() == parent.lower():
                     self._clear_authorizing(target, id_tag)
-                    self._stop(c, "Local", id_tag)
+                    self._stop_transaction(c, "Local", id_tag)
                     self._publish(c.id)
                     return
         c = self._connectors.get(target) if target is not None else None
@@ -279,7 +279,7 @@ class TransactionManager(pykka.ThreadingActor):
     def _remote_stop(self, payload: Any) -> str:
         for c in self._connectors.values():
             if c.session is not None and c.session.transaction_id == payload["transactionId"]:
-                self._stop(c, "Remote", None)
+                self._stop_transaction(c, "Remote", None)
                 self._publish(c.id)
                 return "Accepted"
         return "Rejected"
@@ -324,7 +324,7 @@ class TransactionManager(pykka.ThreadingActor):
         log.info("transaction %s started on connector %s for %s at %s Wh", local_id, c.id, id_tag, meter_start)
         self._publish(c.id)
 
-    def _stop(self, c: Connector, reason: str, id_tag: str | None) -> None:
+    def _stop_transaction(self, c: Connector, reason: str, id_tag: str | None) -> None:
         session = c.session
         assert session is not None
         reading = self._readings.get(c.id)
@@ -367,7 +367,7 @@ class TransactionManager(pykka.ThreadingActor):
             status = info.get("status", "Accepted") if info else "Accepted"
             if status != "Accepted":  # OCPP 1.6 errata 3.5/3.17
                 if self._config["StopTransactionOnInvalidId"]:
-                    self._stop(c, "DeAuthorized", None)
+                    self._stop_transaction(c, "DeAuthorized", None)
                 else:
                     s.suspended_evse = True
                     self._evse(SetContactor(c.id, False))
@@ -384,8 +384,7 @@ class TransactionManager(pykka.ThreadingActor):
             status, code, info = c.status(), c.error_code, c.info()
             tx = c.session.transaction_id if c.session else None
         self._tell("status", ConnectorStatusChanged(connector_id, status, code, info, "", self._clock.now()))
-        if connector_id:
-            self._evse(ShowStatus(connector_id, status, tx))
+        self._evse(ShowStatus(connector_id, status, tx))
 
     def _wake_queue(self) -> None:
         self._tell("txqueue", TransactionMessagesQueued())

@@ -27,7 +27,9 @@ class PlugDisconnected:
 
 @dataclass(frozen=True)
 class EvDrawChanged:
-    """The EV started (drawing=True) or stopped (False) drawing current while the contactor is closed."""
+    """The EV asks for energy (drawing=True: J1772 state C) or stops asking (False: state B).
+
+    Independent of the contactor: with the contactor open the EV may already be asking."""
 
     connector: int
     drawing: bool

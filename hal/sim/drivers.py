@@ -40,7 +40,7 @@ class SimEvse:
         self._sim.wait_if_stalled("evse")
         with self._sim.lock:
             models = [self._sim.connector(n) for n in range(1, self._sim.connectors + 1)]
-            return tuple(ConnectorHardwareState(c.connector, c.plugged, c.drawing, c.error_code)
+            return tuple(ConnectorHardwareState(c.connector, c.plugged, c.requesting, c.error_code)
                          for c in models)
 
     def set_contactor(self, connector: int, closed: bool) -> None:
@@ -129,7 +129,8 @@ class SimReader:
         if thread is None:
             return
         self._sim.detach_reader(self._swipes)
-        self._closing.set()  # also ends a stall wait early
+        self._closing.set()
+        self._sim.wake_stalled()  # a thread waiting out an rfid stall sees _closing now
         self._swipes.put(_CLOSE)
         thread.join(timeout=5)
 

@@ -33,6 +33,7 @@ DEVICES = ("evse", "meter", "rfid")
 EV_STATES = ("charging", "suspended")
 MAX_ID_TAG = 20  # OCPP 1.6 IdToken is a CiString20Type
 MAX_LINE = 64 * 1024
+MAX_STALL_S = 86400  # a day is "forever" for a test, and longer overflows timed waits
 
 
 class CommandError(ValueError):
@@ -73,8 +74,13 @@ class ConnectorModel:
     settled_at: float = field(default_factory=time.monotonic)  # energy_wh is up to this instant
 
     @property
+    def requesting(self) -> bool:
+        """The EV asks for energy (J1772 state C), whether or not the contactor is closed yet."""
+        return self.plugged and self.ev_state == "charging"
+
+    @property
     def drawing(self) -> bool:
-        return self.contactor and self.plugged and self.ev_state == "charging"
+        return self.contactor and self.requesting
 
     def as_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in vars(self).items() if k != "settled_at"}
@@ -94,7 +100,8 @@ class Simulator:
         self.connectors, self.fixed_cable, self.mains = connectors, fixed_cable, True
         self.lock = threading.RLock()  # one lock for the model; reentrant: an emitter may read back
         self._models = [ConnectorModel(n) for n in range(connectors + 1)]
-        self._stall_until = dict.fromkeys(DEVICES, 0.0)
+        self._stall_until = dict.fromkeys(DEVICES, 0.0)  # time.monotonic() deadlines
+        self._stall_changed = threading.Condition(self.lock)
         self._evse_emit: Emit | None = None
         self._swipes: queue.Queue[str] | None = None
         self._power_cut_callbacks: list[Callable[[], None]] = []
@@ -126,6 +133,14 @@ class Simulator:
     def address(self) -> tuple[str, int]:
         """The (host, port) actually bound (port 0 asks for an ephemeral one)."""
         return self._server.server_address[:2] if self._server else self._key
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Close every simulator of this process (station shutdown)."""
+        with cls._registry_lock:
+            sims = list(cls._registry.values())
+        for sim in sims:
+            sim.close()
 
     def close(self) -> None:
         """Stop the control server, hang up on its clients, and forget this simulator."""
@@ -165,17 +180,19 @@ class Simulator:
             self._power_cut_callbacks.append(fn)
 
     def wait_if_stalled(self, device: str, cancel: threading.Event | None = None) -> bool:
-        """Block while `device` is stalled; sleeps outside the lock so the control socket keeps
-        answering. False if `cancel` was set meanwhile."""
-        while True:
-            with self.lock:
-                remaining = self._stall_until[device] - time.monotonic()
-            if remaining <= 0:
-                return True
-            if cancel is None:
-                time.sleep(remaining)
-            elif cancel.wait(remaining):
-                return False
+        """Block while `device` is stalled. The wait releases the lock, so the control socket keeps
+        answering and a new stall (0 s ends it) applies at once. False if `cancel` got set."""
+        with self._stall_changed:
+            while (remaining := self._stall_until[device] - time.monotonic()) > 0:
+                if cancel is not None and cancel.is_set():
+                    return False
+                self._stall_changed.wait(remaining)
+        return True
+
+    def wake_stalled(self) -> None:
+        """Make stalled waits look at their `cancel` event again."""
+        with self._stall_changed:
+            self._stall_changed.notify_all()
 
     def metered(self, c: ConnectorModel) -> tuple[float, float]:
         """(energy Wh, power W flowing now) of connector `c`."""
@@ -186,7 +203,8 @@ class Simulator:
     # --- model ---------------------------------------------------------------------------------
 
     def connector(self, connector: Any, station: bool = False, error_code: str = "OtherError") -> ConnectorModel:
-        """The model of `connector` (0 only if `station`); mutate it through `update`, lock held."""
+        """The model of `connector` (0 only if `station`). Use it with `lock` held, and change
+        what an EVSE controller would notice (plug, contactor, fault) only through `update`."""
         valid = isinstance(connector, int) and not isinstance(connector, bool)
         if not valid or not (0 if station else 1) <= connector <= self.connectors:
             raise HalError(f"no connector {connector!r} (the station has {self.connectors})", error_code)
@@ -207,14 +225,14 @@ class Simulator:
     def update(self, c: ConnectorModel, **changes: Any) -> None:
         """Change a connector and emit what an EVSE controller would notice (lock held)."""
         self._settle()
-        was_plugged, was_drawing, was_error = c.plugged, c.drawing, c.error_code
+        was_plugged, was_requesting, was_error = c.plugged, c.requesting, c.error_code
         for name, value in changes.items():
             setattr(c, name, value)
         if c.plugged != was_plugged:
             self._emit((PlugConnected if c.plugged else PlugDisconnected)(c.connector))
         # After the plug event, so an unplug reads as "gone" and not first as SuspendedEV.
-        if c.drawing != was_drawing:
-            self._emit(EvDrawChanged(c.connector, c.drawing))
+        if c.requesting != was_requesting:
+            self._emit(EvDrawChanged(c.connector, c.requesting))
         if c.error_code != was_error:
             self._emit(ConnectorFaultChanged(c.connector, c.error_code))
 
@@ -299,9 +317,11 @@ class Simulator:
 
     def _cmd_stall(self, msg: dict) -> dict:
         device = _arg(msg, "device", DEVICES.__contains__, " or ".join(DEVICES))
-        seconds = _arg(msg, "seconds", _non_negative, "a number >= 0")
-        with self.lock:
+        seconds = _arg(msg, "seconds", lambda v: _non_negative(v) and v <= MAX_STALL_S,
+                       f"a number from 0 to {MAX_STALL_S}")
+        with self._stall_changed:
             self._stall_until[device] = time.monotonic() + seconds
+            self._stall_changed.notify_all()
         return {"device": device, "seconds": seconds}
 
     def _cmd_power_cut(self, msg: dict) -> dict:

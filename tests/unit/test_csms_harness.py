@@ -224,14 +224,14 @@ def test_disconnect_and_reconnect(csms):
     assert not csms.connected("CP1")
     frame = ws.recv_data_frame()[1]  # the server's Close frame
     assert frame.opcode == websocket.ABNF.OPCODE_CLOSE
-    ws.close()
+    ws.shutdown()  # websocket-client: close() is a no-op after the peer's Close frame
     ws = connect(csms)
     csms.wait_connected(cp_id="CP1")
     assert csms.connections == 2
     csms.disconnect(abort=True)
     with pytest.raises(websocket.WebSocketConnectionClosedException):
         ws.recv()
-    ws.close()
+    ws.shutdown()
     ws = connect(csms)
     csms.wait_connected()
     assert csms.connections == 3

@@ -298,7 +298,8 @@ def test_energy_grows_only_while_contactor_closed_plugged_and_charging(control, 
     assert 150 <= grown <= elapsed_ms + 50
 
     for stop, resume in [
-        (lambda: control.ok("ev", connector=1, state="suspended"), lambda: control.ok("ev", connector=1, state="charging")),
+        (lambda: control.ok("ev", connector=1, state="suspended"),
+         lambda: control.ok("ev", connector=1, state="charging")),
         (lambda: evse.set_contactor(1, False), lambda: evse.set_contactor(1, True)),
         (lambda: control.ok("fault", connector=1, error_code="GroundFailure"),
          lambda: control.ok("fault", connector=1, error_code="NoError")),
@@ -356,9 +357,10 @@ def test_fault_emits_connector_fault_changed(control, evse, events):
     assert control.ok("state")["station"]["error_code"] == "HighTemperature"
 
 
-@pytest.mark.parametrize("fields", [{"connector": 1}, {"connector": 1, "error_code": "Meltdown"},
-                                    {"connector": 1, "error_code": "groundfailure"}, {"connector": 3, "error_code": "NoError"},
-                                    {"error_code": "NoError"}])
+@pytest.mark.parametrize("fields", [
+    {"connector": 1}, {"connector": 1, "error_code": "Meltdown"}, {"connector": 1, "error_code": "groundfailure"},
+    {"connector": 3, "error_code": "NoError"}, {"error_code": "NoError"},
+])
 def test_fault_is_validated(control, fields):
     control.error("fault", **fields)
 
@@ -423,8 +425,18 @@ def test_rfid_stall_delays_a_swipe_until_it_ends(control, reader, events):
     assert time.monotonic() - t0 >= 0.45
 
 
+def test_a_zero_stall_ends_a_stall_at_once(control, meter):
+    control.ok("stall", device="meter", seconds=30)
+    done = queue.Queue()
+    reading = threading.Thread(target=lambda: done.put(meter.read(1, ())), daemon=True)
+    reading.start()
+    control.ok("stall", device="meter", seconds=0)
+    assert done.get(timeout=3).connector == 1
+
+
 @pytest.mark.parametrize("fields", [{"device": "printer", "seconds": 1}, {"device": "meter"}, {"seconds": 1},
-                                    {"device": "meter", "seconds": -1}, {"device": "meter", "seconds": "5"}])
+                                    {"device": "meter", "seconds": -1}, {"device": "meter", "seconds": "5"},
+                                    {"device": "meter", "seconds": 1e300}])
 def test_stall_is_validated(control, fields):
     control.error("stall", **fields)
 

@@ -1,0 +1,1 @@
+"""The station's actors: one module per actor, each a thin shell around plain decisions."""
