@@ -1,14 +1,14 @@
 """RfidListener: the one actor that owns the card reader.
 
 Takes: Peers (then opens the driver), CardPresented (from the driver's thread).
-Emits: CardPresented to the TransactionManager, at most once per tap: the same card seen again
-within `debounce_s` is the same tap (readers re-read a card resting on them).
+Emits: CardPresented to the TransactionManager. One CardPresented from the driver is one tap:
+turning "card present" into one tap (a card resting on the reader is read again and again) is
+the driver's job, because only it sees when the card leaves the field.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import pykka
@@ -20,12 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class RfidListener(pykka.ThreadingActor):
-    def __init__(self, driver: CardReader, debounce_s: float = 1.0, monotonic=time.monotonic):
+    def __init__(self, driver: CardReader):
         super().__init__()
         self._driver = driver
-        self._debounce_s = debounce_s
-        self._monotonic = monotonic
-        self._last: tuple[str, float] | None = None
         self._peers: Peers | None = None
         self._opened = False
 
@@ -49,10 +46,6 @@ class RfidListener(pykka.ThreadingActor):
                     log.error("card reader unavailable: %s", exc)
                     self._peers.transactions.tell(ConnectorFaultChanged(0, exc.error_code, str(exc)[:50]))
             case CardPresented(id_tag):
-                now = self._monotonic()
-                if self._last and self._last[0] == id_tag and now - self._last[1] < self._debounce_s:
-                    return
-                self._last = (id_tag, now)
                 log.info("card %s presented", id_tag)
                 self._peers.transactions.tell(message)
             case ConnectorFaultChanged():
