@@ -70,6 +70,10 @@ class Link(pykka.ThreadingActor):
                 self._routes, self._subscribers = routes, subscribers
                 self._conn.start()
             case SendCall():
+                if self._generation <= 0:  # offline: the caller decides (queue, retry, or go offline-mode)
+                    self._answer(message, CallFailed(message.action, "Disconnected", message.tag,
+                                                     message.unique_id or "", description="not connected"))
+                    return None
                 self._queue.append(message)
                 self._pump()
             case ReplyResult(unique_id, action, payload):

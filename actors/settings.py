@@ -107,6 +107,10 @@ def load(path: str | Path) -> Settings:
     for key in ("vendor", "model"):
         if not 1 <= len(st[key]) <= 20:
             raise SettingsError(f"station.{key} must be 1-20 characters (OCPP CiString20)")
+    # BootNotification.req: chargePointSerialNumber CiString25, firmwareVersion CiString50 (OCPP 1.6 §6.2).
+    for key, limit in (("serial_number", 25), ("firmware_version", 50)):
+        if len(st.get(key, "")) > limit:
+            raise SettingsError(f"station.{key} must be at most {limit} characters (OCPP CiString{limit})")
     connectors = st.get("connectors", 1)
     if not 1 <= connectors <= 8:
         raise SettingsError("station.connectors must be between 1 and 8")
@@ -124,6 +128,9 @@ def load(path: str | Path) -> Settings:
         url.port
     except ValueError:
         raise SettingsError(f"csms.url has an invalid port: {cs['url']!r}") from None
+    if url.query or url.fragment or cs["url"].rstrip().endswith(("?", "#")):
+        # the station appends "/<station.id>" to the path: a query or fragment would swallow it
+        raise SettingsError(f"csms.url must not have a query or fragment: {cs['url']!r}")
     files = {k: str(_path(base, cs[k])) for k in ("ca_file", "cert_file", "key_file") if k in cs}
     for key, file in files.items():
         if not Path(file).is_file():
@@ -145,6 +152,11 @@ def load(path: str | Path) -> Settings:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError("logging.level must be DEBUG, INFO, WARNING or ERROR")
     log_file = _path(storage_path.parent, lg["file"]) if "file" in lg else storage_path.parent / "station.log"
+    # RotatingFileHandler never rotates with max_bytes 0 or backups 0: the log would fill the flash.
+    if lg.get("max_bytes", 5_000_000) < 1024:
+        raise SettingsError("logging.max_bytes must be at least 1024")
+    if lg.get("backups", 5) < 1:
+        raise SettingsError("logging.backups must be at least 1")
     q = _section(data.get("queue", {}), "queue", {"max_messages": int})
     max_messages = q.get("max_messages", 10000)
     if max_messages < 100:
@@ -175,6 +187,8 @@ def _hal(hal: Any, base: Path) -> dict:
         if not isinstance(section, dict):
             raise SettingsError(f"[hal.{device}] must be a table")
         driver = section.get("driver", "sim")
+        if not isinstance(driver, str):
+            raise SettingsError(f"hal.{device}.driver must be of type str, not {type(driver).__name__}")
         if (device, driver) not in DRIVERS:
             known = ", ".join(sorted(d for dev, d in DRIVERS if dev == device))
             raise SettingsError(f"hal.{device}.driver: unknown driver {driver!r} (known: {known})")

@@ -16,7 +16,8 @@ class FrozenDict(Mapping):
     __slots__ = ("_data", "_hash")
 
     def __init__(self, data: Mapping[str, Any] = MappingProxyType({})):
-        self._data = dict(data)
+        # Deep: a list handed to the constructor must not stay shared and mutable (nor unhashable).
+        self._data = {k: freeze(v) for k, v in data.items()}
         self._hash = None
 
     def __getitem__(self, key):
@@ -37,7 +38,8 @@ class FrozenDict(Mapping):
         if isinstance(other, FrozenDict):
             return self._data == other._data
         if isinstance(other, Mapping):
-            return self._data == dict(other)
+            # Compare as JSON: a frozen array (tuple) equals the plain list it was made from.
+            return thaw(self._data) == thaw(other)
         return NotImplemented
 
     def __repr__(self):

@@ -77,10 +77,32 @@ class FrameError(Exception):
 # Used only to recover the uniqueId of a frame too large or too broken to parse,
 # so the CSMS still gets an answer it can match.
 _ID_PREFIX = re.compile(r'^\s*\[\s*2\s*,\s*"([^"\\]{1,36})"')
+# A frame that starts like a CALLRESULT or CALLERROR: a response, which is never answered.
+_RESPONSE_PREFIX = re.compile(r'^\s*\[\s*[34](?:\.0*)?\s*[,\]]')
 
 
 def _error(unique_id: str, code: ErrorCode, description: str) -> FrameError:
     return FrameError(CallError(unique_id, code.value, description[:255], {}), description)
+
+
+def _reject(text: str, code: ErrorCode, description: str) -> FrameError:
+    """The FrameError for text that could not be parsed into an array: answer only what looks like a CALL."""
+    if _RESPONSE_PREFIX.match(text[:200]):
+        return FrameError(None, f"malformed response: {description}")
+    return _error(guess_call_id(text), code, description)
+
+
+def _is_response_type(type_id: Any) -> bool:
+    # 3.0 is a malformed type id, but still recognisably a response: nobody to answer.
+    return isinstance(type_id, (int, float)) and not isinstance(type_id, bool) and type_id in (CALLRESULT, CALLERROR)
+
+
+def _valid_id(unique_id: Any) -> bool:
+    return isinstance(unique_id, str) and 0 < len(unique_id) <= MAX_UNIQUE_ID
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # json.loads accepts NaN/Infinity by default; RFC 8259 does not
 
 
 def guess_call_id(text: str) -> str:
@@ -89,23 +111,32 @@ def guess_call_id(text: str) -> str:
     return m.group(1) if m else "-1"
 
 
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def parse(text: str, max_bytes: int | None = None) -> Frame:
     """Parse one WebSocket text message into a frame, or raise FrameError."""
-    if max_bytes is not None and len(text) > max_bytes:
-        raise _error(guess_call_id(text), ErrorCode.FORMATION_VIOLATION,
-                     f"frame of {len(text)} bytes exceeds the limit of {max_bytes}")
+    # The limit is in bytes on the wire (UTF-8), not in characters; skip encoding when the length decides.
+    if max_bytes is not None and (len(text) > max_bytes or (len(text) * 4 > max_bytes and _utf8_size(text) > max_bytes)):
+        raise _reject(text, ErrorCode.FORMATION_VIOLATION,
+                      f"frame of {_utf8_size(text)} bytes exceeds the limit of {max_bytes}")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:
-        raise _error(guess_call_id(text), ErrorCode.FORMATION_VIOLATION, f"not JSON: {exc}") from None
+        raise _reject(text, ErrorCode.FORMATION_VIOLATION, f"not JSON: {exc}") from None
     if not isinstance(data, list) or len(data) < 3:
+        if isinstance(data, list) and data and _is_response_type(data[0]):
+            raise FrameError(None, "response with fewer than 3 elements")
+        if isinstance(data, list) and len(data) == 2 and data[0] == CALL and _valid_id(data[1]):
+            raise _error(data[1], ErrorCode.FORMATION_VIOLATION, "frame is not a JSON array of 3 to 5 elements")
         raise _error(guess_call_id(text), ErrorCode.FORMATION_VIOLATION, "frame is not a JSON array of 3 to 5 elements")
     type_id, unique_id = data[0], data[1]
-    if not isinstance(unique_id, str) or not unique_id or len(unique_id) > MAX_UNIQUE_ID:
+    if _is_response_type(type_id) and (type(type_id) is not int or not _valid_id(unique_id)):
+        raise FrameError(None, f"response with a malformed message type id {type_id!r} or uniqueId {unique_id!r}")
+    if not _valid_id(unique_id):
         raise _error("-1", ErrorCode.FORMATION_VIOLATION, "uniqueId must be a string of 1 to 36 characters")
     if type(type_id) is not int or type_id not in (CALL, CALLRESULT, CALLERROR):
-        if type_id in (CALLRESULT, CALLERROR):  # e.g. 3.0: a response we still cannot answer
-            raise FrameError(None, f"response with a malformed message type id {type_id!r}")
         raise _error(unique_id, ErrorCode.FORMATION_VIOLATION, f"unknown message type id {type_id!r}")
     if type_id == CALL:
         if len(data) != 4:

@@ -35,6 +35,7 @@ import asyncio
 import json
 import math
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -304,7 +305,7 @@ class Staller(threading.Thread):
         self.windows: list[list[int]] = []
         self.errors: list[str] = []
         self.commands = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def _command(self, seconds: float) -> None:
         line = json.dumps({"cmd": "stall", "device": "meter", "seconds": seconds}).encode() + b"\n"
@@ -325,14 +326,14 @@ class Staller(threading.Thread):
             self.windows.append([start, end])
 
     def run(self) -> None:
-        while not self._stop.wait(STALL_RESEND_S):
+        while not self._halt.wait(STALL_RESEND_S):
             try:
                 self.stall_now()
             except (OSError, ValueError, BenchError) as exc:
                 self.errors.append(str(exc))
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=10)
         now = time.perf_counter_ns()
         try:
@@ -348,7 +349,9 @@ class Staller(threading.Thread):
 
 # --- subprocesses ----------------------------------------------------------------------------
 
-def station_command() -> list[str]:
+def station_command(override: str | None = None) -> list[str]:
+    if override:
+        return shlex.split(override)
     exe = Path(sys.executable).parent / "ocpp-station"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "actors.station"]
 
@@ -438,35 +441,45 @@ async def measure(csms: BenchCsms, n: int, prefix: str, check: Callable[[list], 
     return await csms.run_calls(n, f"{prefix}-", check)
 
 
+async def floor_run(csms: BenchCsms, n: int, procs: Processes, tmp: Path, when: str, result: dict) -> list[int]:
+    """One floor-station case; returns its samples (the caller pools the two runs)."""
+    log(f"floor station ({when}): {n} calls after {WARMUP_CALLS} warm-up")
+    boots = csms.boots
+    floor = procs.start([sys.executable, str(FLOOR_SCRIPT), f"{csms.url}/FLOOR"], tmp / f"floor-{when}.log", REPO)
+    try:
+        try:
+            await csms.wait_boot(boots, floor, 30)
+        except BenchError as exc:
+            raise BenchError(f"floor station: {exc}\n{tail(tmp / f'floor-{when}.log')}") from None
+        run = await measure(csms, n, f"f{when[0]}", check_floor)
+        result["cases"][f"floor_{when}"] = summarize(run.samples)
+        result.setdefault("floor_rss_mib", rss_mib(floor.pid))
+    finally:
+        await asyncio.to_thread(procs.stop, floor)
+    while csms.ws is not None:  # its disconnect must be seen before the next station connects
+        await asyncio.sleep(0.01)
+    return run.samples
+
+
 async def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict:
     result: dict[str, Any] = {"calls": args.calls, "warmup_calls": WARMUP_CALLS, "idle_window_s": args.idle_seconds,
                               "cpus": os.cpu_count(), "python": sys.version.split()[0], "cases": {}}
     csms = BenchCsms()
     await csms.start()
     try:
-        # (a) floor
-        log(f"CSMS on {csms.url}; floor station: {args.calls} calls after {WARMUP_CALLS} warm-up")
-        floor = procs.start([sys.executable, str(FLOOR_SCRIPT), f"{csms.url}/FLOOR"], tmp / "floor.log", REPO)
-        try:
-            await csms.wait_boot(0, floor, 20)
-            run = await measure(csms, args.calls, "f", check_floor)
-            result["cases"]["floor"] = summarize(run.samples)
-            result["floor_rss_mib"] = rss_mib(floor.pid)
-        finally:
-            await asyncio.to_thread(procs.stop, floor)
-        # the floor's disconnect must be seen before the station connects
-        while csms.ws is not None:
-            await asyncio.sleep(0.01)
+        # (a) floor, before the station (and again after it: the machine's load drifts)
+        log(f"CSMS on {csms.url}")
+        floor_samples = await floor_run(csms, args.calls, procs, tmp, "before", result)
 
         # (b) the station, idle
         control_port = free_port()
         config = write_station_toml(tmp, csms.url, control_port)
         station_log = tmp / "station.log.out"
-        log(f"station: {' '.join(station_command())} --config {config}")
+        log(f"station: {' '.join(station_command(args.station_command))} --config {config}")
         boots = csms.boots
         connections = csms.connections
         started = time.monotonic()
-        station = procs.start(station_command() + ["--config", str(config)], station_log, tmp)
+        station = procs.start(station_command(args.station_command) + ["--config", str(config)], station_log, tmp)
         try:
             try:
                 await csms.wait_boot(boots, station)
@@ -519,12 +532,18 @@ async def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict:
                 raise BenchError(f"the station exited during the idle window (status {station.poll()})"
                                  f"\n--- station output ---\n{tail(station_log)}")
             result["station_calls_seen"] = dict(csms.station_calls)
-        finally:
-            status = await asyncio.to_thread(procs.stop, station)
-            result["station_exit_status"] = status
-            warnings = [line for line in tail(station_log, 200).splitlines() if " WARNING " in line or " ERROR " in line]
+            # before the stop, which logs the closed connection
+            warnings = [line for line in tail(station_log, 500).splitlines()
+                        if " WARNING " in line or " ERROR " in line or "Traceback" in line]
             if warnings:
                 result["station_log_warnings"] = warnings[-10:]
+        finally:
+            result["station_exit_status"] = await asyncio.to_thread(procs.stop, station)
+        while csms.ws is not None:
+            await asyncio.sleep(0.01)
+
+        floor_samples += await floor_run(csms, args.calls, procs, tmp, "after", result)
+        result["cases"]["floor"] = summarize(floor_samples)
     finally:
         await csms.stop()
 
@@ -546,12 +565,13 @@ def table(r: dict) -> str:
     out = [f"OCPP-J GetConfiguration round trips: {r['calls']} sequential calls per case "
            f"(+{r['warmup_calls']} warm-up), {r['cpus']} CPUs, Python {r['python']}",
            "",
-           f"{'case':<26}{'p50 µs':>10}{'p90 µs':>10}{'p99 µs':>10}{'mean µs':>10}{'min µs':>10}{'max µs':>10}"]
-    names = {"floor": "floor station", "station_idle": "station, idle",
+           f"{'case':<30}{'p50 µs':>10}{'p90 µs':>10}{'p99 µs':>10}{'mean µs':>10}{'min µs':>10}{'max µs':>10}"]
+    names = {"floor_before": "floor, before station", "floor_after": "floor, after station",
+             "floor": "floor (both, the reference)", "station_idle": "station, idle",
              "station_meter_stall": "station, meter stalled"}
     for key, name in names.items():
         s = c[key]
-        out.append(f"{name:<26}{s['p50_us']:>10.1f}{s['p90_us']:>10.1f}{s['p99_us']:>10.1f}"
+        out.append(f"{name:<30}{s['p50_us']:>10.1f}{s['p90_us']:>10.1f}{s['p99_us']:>10.1f}"
                    f"{s['mean_us']:>10.1f}{s['min_us']:>10.1f}{s['max_us']:>10.1f}")
     st = c["station_meter_stall"]
     out.append(f"  meter stalled during {st['calls_in_stall_window']} of {st['n']} calls "
@@ -559,10 +579,10 @@ def table(r: dict) -> str:
     bad = c["station_idle"]["bad_replies"] + st["bad_replies"]
     if bad:
         out.append(f"  WARNING: {bad} station replies were not a GetConfiguration.conf with HeartbeatInterval")
-    out += ["", f"{'station / floor':<26}{'p50':>8}{'target':>9}  {'':<9}{'p99':>8}{'target':>9}  "]
+    out += ["", f"{'station / floor':<30}{'p50':>8}{'target':>9}  {'':<9}{'p99':>8}{'target':>9}  "]
     for key in ("station_idle", "station_meter_stall"):
         q = r["ratios"][key]
-        out.append(f"{names[key]:<26}{q['p50']['ratio']:>7.2f}x{'<= ' + str(q['p50']['target']) + 'x':>9}  "
+        out.append(f"{names[key]:<30}{q['p50']['ratio']:>7.2f}x{'<= ' + str(q['p50']['target']) + 'x':>9}  "
                    f"{met(q['p50']['met']):<9}{q['p99']['ratio']:>7.2f}x{'<= ' + str(q['p99']['target']) + 'x':>9}  "
                    f"{met(q['p99']['met'])}")
     out += ["",
@@ -585,6 +605,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="smoke run: 300 calls, 3 s idle window")
     p.add_argument("--idle-seconds", type=float, default=None, help="idle CPU window (default 10; --quick: 3)")
     p.add_argument("--json", action="store_true", help="also print a JSON document (stdout; the table goes to stderr)")
+    p.add_argument("--station-command", metavar="CMD",
+                   help="run the station as CMD --config FILE (profiling, e.g. a py-spy or cProfile wrapper; "
+                        "memory and CPU figures are then those of CMD's process)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (station.toml, logs, database)")
     args = p.parse_args(argv)
     args.calls = args.calls if args.calls is not None else (300 if args.quick else 2000)

@@ -68,9 +68,8 @@ class Out:
         self.color = sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         utf8 = (sys.stdout.encoding or "").lower().replace("-", "") == "utf8"
         self.arrow = "→" if utf8 else "->"
-        self.ellipsis = "…" if utf8 else "..."
         width = shutil.get_terminal_size((0, 0)).columns if sys.stdout.isatty() else 0
-        self.width = width if width >= 80 else 0  # 0: no terminal, do not cut to a width
+        self.width = width if width >= 80 else 0  # on a terminal, long payloads wrap under their column
 
     def paint(self, text: str, *codes: str) -> str:
         return f"\033[{';'.join(codes)}m{text}\033[0m" if self.color and codes else text
@@ -93,6 +92,18 @@ class Out:
 BOLD, DIM, RED, GREEN, YELLOW, CYAN, MAGENTA = "1", "2", "31", "32", "33", "36", "35"
 
 
+def wrap_json(text: str, width: int) -> list[str]:
+    """Cut compact JSON into pieces of at most `width` characters, after a comma where possible."""
+    chunks = []
+    while len(text) > width:
+        cut = text.rfind(",", 0, width) + 1
+        if cut < width // 2:
+            cut = width
+        chunks.append(text[:cut])
+        text = text[cut:]
+    return chunks + [text]
+
+
 class ExchangePrinter:
     """Csms.log callback: one readable line per OCPP frame.
 
@@ -101,10 +112,9 @@ class ExchangePrinter:
     """
 
     ACTION_WIDTH = 24
-    NO_LIMIT_CAP = 240  # without a terminal, payloads are cut here (--full: never)
 
-    def __init__(self, out: Out, full: bool) -> None:
-        self.out, self.full = out, full
+    def __init__(self, out: Out) -> None:
+        self.out = out
         self.cond = threading.Condition()
         self.actions: dict[str, str] = {}  # unique id of a CALL -> its action
         self.replies: dict[str, tuple[int, Any]] = {}  # unique id -> (message type, payload or error)
@@ -141,12 +151,11 @@ class ExchangePrinter:
             self.cond.notify_all()
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         head = f"{stamp}  {direction:<9}  {action:<{self.ACTION_WIDTH}} "
-        limit = 0 if self.full else (self.out.width - len(head) if self.out.width else self.NO_LIMIT_CAP)
-        if limit and len(body) > limit:
-            body = body[: max(limit - len(self.out.ellipsis), 20)] + self.out.ellipsis
         if not codes:
             codes = (CYAN,) if from_station else (MAGENTA,)
-        self.out.line(head + body, *codes)
+        room = self.out.width - len(head)
+        chunks = wrap_json(body, room) if self.out.width and room >= 30 else [body]
+        self.out.line(head + ("\n" + " " * len(head)).join(chunks), *codes)
 
     def reply_to(self, uid: str, timeout: float = 5) -> tuple[int, Any]:
         with self.cond:
@@ -239,7 +248,7 @@ class Demo:
         self.charge_s = 6 if self.fast else 30
         self.sample_interval = 2 if self.fast else 10
         self.csms = None
-        self.printer = ExchangePrinter(out, args.full)
+        self.printer = ExchangePrinter(out)
         self.proc: subprocess.Popen | None = None
         self.workdir: Path | None = None
         self.station_log: Path | None = None
@@ -271,7 +280,9 @@ class Demo:
         def find():
             return next((r for r in self.csms.received[after:] if r.action == action
                          and (predicate is None or predicate(r.payload or {}))), None)
-        return self.wait(what, find, timeout)
+        found = self.wait(what, find, timeout)
+        self.printer.reply_to(found.unique_id)  # so the CSMS's answer is printed before the next step
+        return found
 
     def wait_status(self, status: str, after: int, timeout: float = 10):
         return self.wait_for("StatusNotification", f"StatusNotification {status} (connector {CONNECTOR})",
@@ -375,13 +386,16 @@ class Demo:
         self.out.step(f"charge for ~{self.charge_s} s: the EV draws {POWER_W} W, "
                       f"MeterValues come every {self.sample_interval} s")
 
+        tx_mark = mark
+
         def meter_values():
-            return [r for r in self.csms.received[mark:]
+            return [r for r in self.csms.received[tx_mark:]
                     if r.action == "MeterValues" and (r.payload or {}).get("transactionId") == tx]
         self.sleep(self.charge_s - (time.monotonic() - started_at))
         self.wait("at least two MeterValues of the transaction", lambda: len(meter_values()) >= 2 or None,
                   timeout=2 * self.sample_interval + 5)
-        self.summary["meter_values"] = len(meter_values())
+        for r in meter_values():
+            self.printer.reply_to(r.unique_id)
         self.summary["charged_s"] = time.monotonic() - started_at
 
         self.out.step(f"swipe card {ID_TAG} again to stop")
@@ -392,6 +406,7 @@ class Demo:
                              mark)
         self.wait_status("Finishing", after=mark)
         self.summary["stop"] = stop.payload
+        self.summary["meter_values"] = meter_values()
         self.summary["sim_energy_wh"] = self.sim("state")["connectors"][CONNECTOR - 1]["energy_wh"]
 
         self.out.step("unplug the car")
@@ -418,6 +433,7 @@ class Demo:
             duration_text = f"{duration:.1f} s (StartTransaction to StopTransaction timestamps)"
         except (KeyError, ValueError, TypeError) as e:
             duration, duration_text = None, f"unknown ({e!r})"
+        warn: list[str] = []
         rows = [("transaction id", str(s["tx"])), ("idTag", str(start.get("idTag")))]
         rows += [("meterStart", f"{meter_start} Wh"), ("meterStop", f"{meter_stop} Wh")]
         if isinstance(meter_start, int) and isinstance(meter_stop, int):
@@ -425,9 +441,13 @@ class Demo:
             expected = f" (at {POWER_W} W for {duration:.1f} s: ~{POWER_W * duration / 3.6e6:.3f} kWh)" \
                 if duration else ""
             rows.append(("energy delivered", f"{energy:.3f} kWh{expected}"))
+            if duration and abs(meter_stop - meter_start - POWER_W * duration / 3600) > 2 + 0.1 * POWER_W * duration / 3600:
+                warn.append("the energy delivered is far from power x duration")
+            if abs(s["sim_energy_wh"] - meter_stop) > 2:
+                warn.append(f"meterStop {meter_stop} Wh differs from the simulated meter's {s['sim_energy_wh']} Wh")
         rows += [("duration", duration_text),
                  ("stop reason", stop.get("reason", "(omitted: Local)")),
-                 ("MeterValues", f"{s['meter_values']} during the transaction"),
+                 ("MeterValues", self.meter_values_text(s["meter_values"])),
                  ("simulated meter", f"{s['sim_energy_wh']} Wh when the transaction stopped"),
                  ("station log", str(self.station_log)),
                  ("work folder", f"{self.workdir} (station.toml, var/station.db, var/station.log)")]
@@ -435,6 +455,8 @@ class Demo:
         self.out.line("Summary", BOLD)
         for name, value in rows:
             self.out.line(f"  {name:<17} {value}")
+        for text in warn:
+            self.out.line(f"  note: {text}", YELLOW)
         warnings = self.log_warnings()
         if warnings:
             self.out.line(f"  note: the station logged {len(warnings)} warning/error line(s), e.g.:", YELLOW)
@@ -442,6 +464,18 @@ class Demo:
                 self.out.line(f"    {line}", YELLOW)
         self.out.line()
         self.out.line("Demo passed.", GREEN, BOLD)
+
+    @staticmethod
+    def meter_values_text(received: list) -> str:
+        """'3 during the transaction; energy register 4, 8, 12 Wh'."""
+        readings = []
+        for r in received:
+            for mv in (r.payload or {}).get("meterValue", []):
+                for sv in mv.get("sampledValue", []):
+                    if sv.get("measurand", "Energy.Active.Import.Register") == "Energy.Active.Import.Register":
+                        readings.append(f"{sv.get('value')} {sv.get('unit', 'Wh')}")
+        text = f"{len(received)} during the transaction"
+        return text + (f"; energy register {', '.join(readings)}" if readings else "")
 
     def log_warnings(self) -> list[str]:
         try:
@@ -492,7 +526,6 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 2)[2])
     parser.add_argument("--fast", action="store_true", help="charge ~6 s, MeterValues every 2 s")
-    parser.add_argument("--full", action="store_true", help="never shorten the printed payloads")
     args = parser.parse_args(argv)
     out = Out()
     demo = Demo(args, out)

@@ -38,7 +38,9 @@ class StationProcess:
         self.log_path = tmp_path / "station.stderr"
         self.db_path = tmp_path / "var" / "station.db"
         text = (REPO / "station.toml").read_text()
-        text = text.replace('url = "ws://127.0.0.1:9000/ocpp"', f'url = "{csms_url}"')
+        # Fast reconnects: the tests take the CSMS away and bring it back.
+        text = text.replace('url = "ws://127.0.0.1:9000/ocpp"',
+                            f'url = "{csms_url}"\nreconnect_min_s = 0.2\nreconnect_max_s = 1.0')
         text = text.replace('control = "127.0.0.1:7700"', f'control = "127.0.0.1:{self.sim_port}"')
         text = text.replace('path = "var/station.db"', f'path = "{tmp_path}/var/station.db"')
         for key, value in station.items():
@@ -79,6 +81,16 @@ class StationProcess:
 
     def state(self, connector: int = 1) -> dict:
         return self.sim(cmd="state")["connectors"][connector - 1]
+
+    def queued(self) -> list[tuple]:
+        """(action, payload) of every message waiting in the station's transaction queue."""
+        import sqlite3
+
+        conn = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            return [(a, json.loads(p)) for a, p in conn.execute("SELECT action, payload FROM tx_queue ORDER BY seq")]
+        finally:
+            conn.close()
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -154,3 +166,15 @@ def session_started(csms: Csms, station: StationProcess, id_tag: str = "TAG1", c
     csms.wait_for("StatusNotification", lambda p: p["connectorId"] == connector and p["status"] == "Charging",
                   after=after)
     return start
+
+
+def go_offline(csms: Csms) -> None:
+    csms.refuse_connections = True
+    csms.disconnect()
+    csms.wait_disconnected()
+
+
+def go_online(csms: Csms) -> None:
+    before = csms.connections
+    csms.refuse_connections = False
+    csms.wait_until(lambda: csms.connections > before, timeout=15, what="the station to reconnect")
