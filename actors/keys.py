@@ -8,11 +8,16 @@ implemented are listed, so GetConfiguration tells the truth.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MEASURANDS = frozenset({
     "Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage", "Current.Offered",
 })
+
+
+# ASCII digits only (str.isdigit() also accepts "²", which int() refuses), and few enough for int().
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 
 
 class KeyError_(Exception):
@@ -41,7 +46,7 @@ def _specs(connectors: int, fixed_cable: bool) -> list[KeySpec]:
         KeySpec("ClockAlignedDataInterval", "int", 0, minimum=0, maximum=86400),
         KeySpec("ConnectionTimeOut", "int", 60, minimum=1, maximum=3600),
         KeySpec("ConnectorPhaseRotation", "csl", ",".join(f"{c}.Unknown" for c in range(connectors + 1))),
-        KeySpec("GetConfigurationMaxKeys", "int", 100, readonly=True),
+        KeySpec("GetConfigurationMaxKeys", "int", 100, readonly=True, minimum=1, maximum=1000),
         KeySpec("HeartbeatInterval", "int", 300, minimum=0, maximum=86400),
         KeySpec("LocalAuthorizeOffline", "bool", True),
         KeySpec("LocalPreAuthorize", "bool", False),
@@ -107,7 +112,7 @@ def parse_wire(spec: KeySpec, text: str) -> object:
         return text.strip().lower() == "true"
     if spec.kind == "int":
         t = text.strip()
-        if not t.lstrip("+-").isdigit():
+        if not _INTEGER.fullmatch(t):
             raise KeyError_(f"{text!r} is not an integer")
         return _check(spec, int(t))
     return _check(spec, text)

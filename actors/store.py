@@ -73,6 +73,7 @@ class StorageError(Exception):
 def open_database(path: str | Path) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the station database at `path`."""
     path = Path(path)
+    conn: sqlite3.Connection | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=True)
@@ -80,7 +81,9 @@ def open_database(path: str | Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=10000")
         _migrate(conn)
-    except (sqlite3.DatabaseError, OSError) as exc:
+    except (sqlite3.DatabaseError, OSError, StorageError) as exc:
+        if conn is not None:
+            conn.close()  # no half-open connection (and file handle) left behind
         raise StorageError(f"cannot open the station database {path}: {exc}") from exc
     return conn
 
@@ -98,7 +101,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA user_version={number + 1}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
+            conn.execute("ROLLBACK")
         raise
 
 
@@ -113,7 +117,18 @@ class Transaction:
         return self.conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type is not None:
+            if self.conn.in_transaction:  # SQLite may already have rolled back; keep the original error
+                self.conn.execute("ROLLBACK")
+            return
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (disk full, I/O error) leaves the transaction open: every later
+            # BEGIN would fail with "cannot start a transaction within a transaction".
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
 
 # --- meta -----------------------------------------------------------------------------------

@@ -24,7 +24,9 @@ class Scheduler:
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
+        # Timers due and not cancelled. A cancelled entry stays in the heap until its deadline and is
+        # skipped then; cancelling a timer that already fired must not leave anything behind.
+        self._pending: set[int] = set()
         self._ids = itertools.count(1)
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -36,6 +38,7 @@ class Scheduler:
         with self._cv:
             timer_id = next(self._ids)
             heapq.heappush(self._heap, (deadline, timer_id, fn))
+            self._pending.add(timer_id)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
                 self._thread.start()
@@ -44,7 +47,11 @@ class Scheduler:
 
     def cancel(self, timer_id: int) -> None:
         with self._cv:
-            self._cancelled.add(timer_id)
+            self._pending.discard(timer_id)
+            # Re-armed timers (heartbeat, sampling) cancel often: drop dead entries before they pile up.
+            if len(self._heap) > 64 and len(self._heap) > 2 * len(self._pending):
+                self._heap = [entry for entry in self._heap if entry[1] in self._pending]
+                heapq.heapify(self._heap)
 
     def _run(self) -> None:
         while True:
@@ -53,9 +60,9 @@ class Scheduler:
                     timeout = self._heap[0][0] - self.now() if self._heap else None
                     self._cv.wait(timeout)
                 _, timer_id, fn = heapq.heappop(self._heap)
-                if timer_id in self._cancelled:
-                    self._cancelled.discard(timer_id)
-                    continue
+                if timer_id not in self._pending:
+                    continue  # cancelled
+                self._pending.discard(timer_id)
             try:
                 fn()
             except Exception:  # a timer callback must never kill the scheduler
@@ -76,6 +83,7 @@ class ManualScheduler(Scheduler):
         with self._cv:
             timer_id = next(self._ids)
             heapq.heappush(self._heap, (deadline, timer_id, fn))
+            self._pending.add(timer_id)
             return timer_id
 
     def advance(self, seconds: float) -> None:
@@ -86,9 +94,9 @@ class ManualScheduler(Scheduler):
                     break
                 deadline, timer_id, fn = heapq.heappop(self._heap)
                 self._now = max(self._now, deadline)
-                if timer_id in self._cancelled:
-                    self._cancelled.discard(timer_id)
-                    continue
+                if timer_id not in self._pending:
+                    continue  # cancelled
+                self._pending.discard(timer_id)
             fn()
         self._now = target
 

@@ -76,7 +76,10 @@ class Out:
 
     def line(self, text: str = "", *codes: str, stream=None) -> None:
         with self.lock:
-            print(self.paint(text, *codes), file=stream or sys.stdout, flush=True)
+            try:
+                print(self.paint(text, *codes), file=stream or sys.stdout, flush=True)
+            except (OSError, ValueError):  # e.g. `scripts/demo | head` went away: carry on, clean up
+                pass
 
     def step(self, text: str) -> None:
         self.line()
@@ -93,11 +96,12 @@ BOLD, DIM, RED, GREEN, YELLOW, CYAN, MAGENTA = "1", "2", "31", "32", "33", "36",
 
 
 def wrap_json(text: str, width: int) -> list[str]:
-    """Cut compact JSON into pieces of at most `width` characters, after a comma where possible."""
+    """Cut compact JSON into pieces of at most `width` characters, after a ',', '[' or '{' where
+    possible (so never inside a short string)."""
     chunks = []
     while len(text) > width:
-        cut = text.rfind(",", 0, width) + 1
-        if cut < width // 2:
+        cut = max(text.rfind(c, 0, width) for c in ",[{") + 1
+        if cut <= 0:
             cut = width
         chunks.append(text[:cut])
         text = text[cut:]
@@ -391,7 +395,8 @@ class Demo:
         def meter_values():
             return [r for r in self.csms.received[tx_mark:]
                     if r.action == "MeterValues" and (r.payload or {}).get("transactionId") == tx]
-        self.sleep(self.charge_s - (time.monotonic() - started_at))
+        # Half a second past the last sample, so the stop does not race it.
+        self.sleep(self.charge_s + 0.5 - (time.monotonic() - started_at))
         self.wait("at least two MeterValues of the transaction", lambda: len(meter_values()) >= 2 or None,
                   timeout=2 * self.sample_interval + 5)
         for r in meter_values():
@@ -517,7 +522,10 @@ class Demo:
                 self.out.error(f"stopping the CSMS failed: {e!r}")
 
     def cleanup(self) -> None:
-        self.stop_station()
+        running = self.proc is not None and self.proc.poll() is None
+        code = self.stop_station()
+        if running and code is not None:
+            self.out.note(f"the station exited with status {code}")
         self.stop_csms()
 
 
@@ -549,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         demo.cleanup()
-    if code and demo.station_log is not None:
+    if code == 1 and demo.station_log is not None and demo.station_log.exists():
         out.line(f"--- last 30 lines of the station log ({demo.station_log}) ---", stream=sys.stderr)
         out.line(demo.log_tail(30), stream=sys.stderr)
         out.line("---", stream=sys.stderr)

@@ -1,0 +1,210 @@
+"""actors.keys: the OCPP 1.6 configuration key registry, and how values are read and written on the wire."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors import keys
+from actors.keys import KeyError_, parse_wire, to_wire
+
+pytestmark = pytest.mark.timeout(30)
+
+# OCTT TC_019_CS: the Core keys that must be present, with their accessibility (R = read-only).
+TC_019_CORE_KEYS = {
+    "AuthorizeRemoteTxRequests": None,  # R or RW
+    "ClockAlignedDataInterval": False,
+    "ConnectionTimeOut": False,
+    "ConnectorPhaseRotation": False,
+    "GetConfigurationMaxKeys": True,
+    "HeartbeatInterval": False,
+    "LocalAuthorizeOffline": False,
+    "LocalPreAuthorize": False,
+    "MeterValuesAlignedData": False,
+    "MeterValuesSampledData": False,
+    "MeterValueSampleInterval": False,
+    "NumberOfConnectors": True,
+    "ResetRetries": False,
+    "StopTransactionOnInvalidId": False,
+    "StopTxnAlignedData": False,
+    "StopTxnSampledData": False,
+    "SupportedFeatureProfiles": True,
+    "TransactionMessageAttempts": False,
+    "TransactionMessageRetryInterval": False,
+    "UnlockConnectorOnEVSideDisconnect": None,  # R for a fixed cable (errata 3.84)
+}
+
+
+@pytest.fixture
+def specs():
+    return keys.registry(connectors=2, fixed_cable=True)
+
+
+def wire(specs, name: str, text: str):
+    return parse_wire(specs[name], text)
+
+
+def refused(specs, name: str, text: str) -> str:
+    with pytest.raises(KeyError_) as info:
+        parse_wire(specs[name], text)
+    return str(info.value)
+
+
+# --- registry contents ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(TC_019_CORE_KEYS))
+def test_every_core_key_octt_tc_019_requires_is_registered_with_the_right_accessibility(specs, name):
+    assert name in specs
+    expected = TC_019_CORE_KEYS[name]
+    if expected is not None:
+        assert specs[name].readonly is expected
+
+
+def test_every_key_is_registered_under_its_own_name(specs):
+    assert all(spec.name == name for name, spec in specs.items())
+
+
+def test_every_default_is_valid_for_its_own_key():
+    for fixed_cable in (True, False):
+        for name, spec in keys.registry(3, fixed_cable).items():
+            assert parse_wire(spec, to_wire(spec.default)) == spec.default, name
+
+
+def test_number_of_connectors_follows_the_hardware(specs):
+    assert specs["NumberOfConnectors"].default == 2
+    assert keys.registry(5, True)["NumberOfConnectors"].default == 5
+
+
+def test_connector_phase_rotation_lists_connector_zero_and_every_connector(specs):
+    assert specs["ConnectorPhaseRotation"].default == "0.Unknown,1.Unknown,2.Unknown"
+
+
+def test_unlock_on_ev_side_disconnect_is_read_only_false_with_a_fixed_cable_and_writable_with_a_socket():
+    fixed = keys.registry(1, fixed_cable=True)["UnlockConnectorOnEVSideDisconnect"]
+    socket = keys.registry(1, fixed_cable=False)["UnlockConnectorOnEVSideDisconnect"]
+    assert (fixed.readonly, fixed.default) == (True, False)
+    assert (socket.readonly, socket.default) == (False, True)
+
+
+def test_supported_feature_profiles_is_read_only_core(specs):
+    assert specs["SupportedFeatureProfiles"].readonly
+    assert "Core" in specs["SupportedFeatureProfiles"].default.split(",")
+
+
+def test_the_max_length_keys_match_the_number_of_supported_measurands(specs):
+    for name in ("MeterValuesAlignedDataMaxLength", "MeterValuesSampledDataMaxLength",
+                 "StopTxnAlignedDataMaxLength", "StopTxnSampledDataMaxLength"):
+        assert specs[name].readonly and specs[name].default == len(keys.MEASURANDS)
+
+
+def test_the_errata_message_timeout_key_is_present(specs):
+    assert specs["MessageTimeout"].kind == "int" and not specs["MessageTimeout"].readonly
+
+
+# --- parse_wire: bool -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, value", [("true", True), ("false", False), ("TRUE", True), (" False ", False)])
+def test_booleans_are_read_case_insensitively(specs, text, value):
+    assert wire(specs, "LocalPreAuthorize", text) is value
+
+
+@pytest.mark.parametrize("text", ["yes", "1", "", "truee"])
+def test_anything_else_is_not_a_boolean(specs, text):
+    assert "true or false" in refused(specs, "LocalPreAuthorize", text)
+
+
+# --- parse_wire: int --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, value", [("60", 60), (" 60 ", 60), ("+5", 5), ("007", 7), ("0", 0)])
+def test_integers_are_read(specs, text, value):
+    assert wire(specs, "MeterValueSampleInterval", text) == value
+
+
+def test_minus_one_for_meter_value_sample_interval_is_rejected(specs):
+    assert "minimum" in refused(specs, "MeterValueSampleInterval", "-1")
+
+
+def test_a_value_above_the_maximum_is_rejected(specs):
+    assert "maximum" in refused(specs, "HeartbeatInterval", "86401")
+
+
+@pytest.mark.parametrize("text", ["abc", "", "1.5", "1e3", "0x10", "+-5", "--5", "5-", "²", "٣", "1 000",
+                                  "9" * 40])
+def test_text_that_is_not_a_plain_integer_is_rejected_not_a_crash(specs, text):
+    assert "not an integer" in refused(specs, "HeartbeatInterval", text)
+
+
+def test_minimum_status_duration_accepts_zero(specs):
+    assert wire(specs, "MinimumStatusDuration", "0") == 0
+
+
+def test_get_configuration_max_keys_must_be_at_least_one(specs):
+    assert "minimum" in refused(specs, "GetConfigurationMaxKeys", "0")
+
+
+# --- parse_wire: comma separated lists --------------------------------------------------------
+
+
+def test_a_measurand_list_is_normalised(specs):
+    value = wire(specs, "MeterValuesSampledData", " Energy.Active.Import.Register , Voltage,, ")
+    assert value == "Energy.Active.Import.Register,Voltage"
+
+
+def test_a_measurand_list_with_one_unsupported_member_is_rejected_as_a_whole(specs):
+    message = refused(specs, "MeterValuesSampledData", "Energy.Active.Import.Register,SoC,Voltage")
+    assert "SoC" in message
+
+
+def test_measurands_are_case_sensitive(specs):
+    refused(specs, "StopTxnSampledData", "voltage")
+
+
+def test_an_empty_stop_txn_list_is_allowed(specs):
+    assert wire(specs, "StopTxnSampledData", "") == ""
+    assert wire(specs, "StopTxnAlignedData", "  ") == ""
+
+
+def test_more_measurands_than_the_max_length_are_rejected(specs):
+    text = ",".join(sorted(keys.MEASURANDS) + ["Voltage"])
+    assert "more than" in refused(specs, "MeterValuesAlignedData", text)
+
+
+def test_a_free_list_keeps_its_members_without_the_spaces(specs):
+    assert wire(specs, "ConnectorPhaseRotation", "0.RST, 1.RST, 2.RTS") == "0.RST,1.RST,2.RTS"
+
+
+def test_a_value_longer_than_500_characters_is_rejected(specs):
+    assert "500" in refused(specs, "ConnectorPhaseRotation", "0.RST," * 100)
+
+
+# --- to_wire and from_toml --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, text", [(True, "true"), (False, "false"), (0, "0"), (300, "300"),
+                                         ("Energy.Active.Import.Register", "Energy.Active.Import.Register")])
+def test_to_wire_gives_the_ocpp_string(value, text):
+    assert to_wire(value) == text
+
+
+def test_wire_values_round_trip(specs):
+    for name, text in (("HeartbeatInterval", "120"), ("LocalPreAuthorize", "true"),
+                       ("MeterValuesSampledData", "Voltage,Current.Import")):
+        assert to_wire(wire(specs, name, text)) == text
+
+
+def test_from_toml_checks_types_and_ranges():
+    assert keys.from_toml("HeartbeatInterval", 120, 1) == 120
+    assert keys.from_toml("MeterValuesSampledData", ["Voltage", "Power.Active.Import"], 1) == \
+        "Voltage,Power.Active.Import"
+    for key, value in (("HeartbeatInterval", True), ("HeartbeatInterval", -5), ("LocalPreAuthorize", 1),
+                       ("MeterValuesSampledData", ["Voltage", 3]), ("Nope", 1), ("NumberOfConnectors", 1)):
+        with pytest.raises(KeyError_):
+            keys.from_toml(key, value, 1)
+
+
+def test_get_configuration_max_keys_may_be_set_by_the_operator_but_not_to_zero():
+    assert keys.from_toml("GetConfigurationMaxKeys", 1, 1) == 1
+    with pytest.raises(KeyError_):
+        keys.from_toml("GetConfigurationMaxKeys", 0, 1)
