@@ -19,10 +19,15 @@ _EPOCH_FLOOR = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 def parse_time(text: str) -> datetime:
     """Parse an OCPP dateTime (RFC 3339, with or without fraction; 'Z' or an offset)."""
+    # RFC 3339 (and the schema's date-time format) allow a leap second, ":60"; datetime does not.
+    leap = text[16:19] == ":60" and text[10:11] in ("T", "t")
+    if leap:
+        text = text[:17] + "59" + text[19:]
     value = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return value + timedelta(seconds=1) if leap else value
 
 
 def format_time(value: datetime) -> str:

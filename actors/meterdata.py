@@ -19,7 +19,10 @@ def measurand_list(csl: str) -> tuple[str, ...]:
 
 
 def _format(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0").rstrip(".")
+    if float(value).is_integer():
+        return str(int(value))
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text  # -0.0001 rounds to "-0.000": send "0"
 
 
 def sampled_values(reading: MeterReading, measurands: tuple[str, ...], context: str) -> list[dict]:
@@ -27,7 +30,7 @@ def sampled_values(reading: MeterReading, measurands: tuple[str, ...], context: 
     out: list[dict] = []
     for measurand in measurands:
         if measurand == ENERGY:
-            out.append({"value": str(reading.energy_wh), "context": context, "format": "Raw",
+            out.append({"value": _format(reading.energy_wh), "context": context, "format": "Raw",
                         "measurand": ENERGY, "location": "Outlet", "unit": "Wh"})
             continue
         for v in reading.values:

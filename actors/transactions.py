@@ -31,6 +31,8 @@ from messages.frozen import freeze
 
 log = logging.getLogger(__name__)
 
+DEFERRED_STOP_S = 5.0  # longest wait for a StartTransaction.conf a RemoteStop overtook
+
 
 class TransactionManager(pykka.ThreadingActor):
     def __init__(self, db_path: str, connectors: int, fixed_cable: bool, config: Any, clock: StationClock,
@@ -48,6 +50,7 @@ class TransactionManager(pykka.ThreadingActor):
         self._peers: Peers | None = None
         self._station_operative = True
         self._pending_start: dict[str, tuple[str, str | None]] = {}  # lock request -> (idTag, parent)
+        self._deferred_stops: dict[str, tuple] = {}  # RemoteStop unique id -> (payload, reply_to, timer)
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -112,7 +115,9 @@ class TransactionManager(pykka.ThreadingActor):
             case CallReceived(uid, "RemoteStartTransaction", payload, reply_to):
                 reply_to.tell(ReplyResult(uid, "RemoteStartTransaction", freeze({"status": self._remote_start(payload)})))
             case CallReceived(uid, "RemoteStopTransaction", payload, reply_to):
-                reply_to.tell(ReplyResult(uid, "RemoteStopTransaction", freeze({"status": self._remote_stop(payload)})))
+                self._remote_stop_request(uid, payload, reply_to)
+            case Due("remote_stop_deadline", _, uid):
+                self._answer_deferred_stop(uid, "Rejected")
             case CallAnswered("Authorize", payload, tag):
                 self._authorized(tag, payload["idTagInfo"])
             case CallFailed("Authorize", reason, tag):
@@ -125,6 +130,7 @@ class TransactionManager(pykka.ThreadingActor):
                 pass  # logged by the queue; the session goes on
             case TransactionIdAssigned(local_id, transaction_id, id_tag_info):
                 self._id_assigned(local_id, transaction_id, id_tag_info)
+                self._retry_deferred_stops()
             case Due("connection_timeout", _, c) if c in self._connectors:
                 self._connection_timeout(self._connectors[c])
             case ConfigurationChanged(key, value):
@@ -275,6 +281,28 @@ class TransactionManager(pykka.ThreadingActor):
         else:
             self._authorize_connector(c, id_tag, None)
         return "Accepted"
+
+    def _remote_stop_request(self, uid: str, payload: Any, reply_to: Any) -> None:
+        status = self._remote_stop(payload)
+        if status == "Rejected" and any(c.session and c.session.transaction_id is None
+                                        for c in self._connectors.values()):
+            # The CSMS learnt this id from a StartTransaction.conf that may still be on its way to
+            # us through the message queue (CALLs reach this actor by a shorter path): wait for it.
+            timer = self._ticker.after(DEFERRED_STOP_S, Due("remote_stop_deadline", 0, uid))
+            self._deferred_stops[uid] = (payload, reply_to, timer)
+            return
+        reply_to.tell(ReplyResult(uid, "RemoteStopTransaction", freeze({"status": status})))
+
+    def _retry_deferred_stops(self) -> None:
+        for uid, (payload, reply_to, timer) in list(self._deferred_stops.items()):
+            if self._remote_stop(payload) == "Accepted":
+                self._ticker.cancel(timer)
+                self._answer_deferred_stop(uid, "Accepted")
+
+    def _answer_deferred_stop(self, uid: str, status: str) -> None:
+        deferred = self._deferred_stops.pop(uid, None)
+        if deferred is not None:
+            deferred[1].tell(ReplyResult(uid, "RemoteStopTransaction", freeze({"status": status})))
 
     def _remote_stop(self, payload: Any) -> str:
         for c in self._connectors.values():

@@ -401,7 +401,6 @@ class Demo:
                   timeout=2 * self.sample_interval + 5)
         for r in meter_values():
             self.printer.reply_to(r.unique_id)
-        self.summary["charged_s"] = time.monotonic() - started_at
 
         self.out.step(f"swipe card {ID_TAG} again to stop")
         mark = self.csms.mark()
@@ -446,9 +445,10 @@ class Demo:
             expected = f" (at {POWER_W} W for {duration:.1f} s: ~{POWER_W * duration / 3.6e6:.3f} kWh)" \
                 if duration else ""
             rows.append(("energy delivered", f"{energy:.3f} kWh{expected}"))
-            if duration and abs(meter_stop - meter_start - POWER_W * duration / 3600) > 2 + 0.1 * POWER_W * duration / 3600:
+            expected_wh = POWER_W * duration / 3600 if duration else None
+            if expected_wh is not None and abs(meter_stop - meter_start - expected_wh) > 2 + 0.1 * expected_wh:
                 warn.append("the energy delivered is far from power x duration")
-            if abs(s["sim_energy_wh"] - meter_stop) > 2:
+            if abs(s["sim_energy_wh"] - meter_stop) > 1 + POWER_W / 3600:  # the station polls its meter every second
                 warn.append(f"meterStop {meter_stop} Wh differs from the simulated meter's {s['sim_energy_wh']} Wh")
         rows += [("duration", duration_text),
                  ("stop reason", stop.get("reason", "(omitted: Local)")),
