@@ -133,7 +133,8 @@ class Csms:
     that connected."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
-                 subprotocols=("ocpp1.6",), basic_auth: dict[str, str] | None = None):
+                 subprotocols=("ocpp1.6",), basic_auth: dict[str, str] | None = None, ssl=None):
+        self.ssl = ssl                        # an ssl.SSLContext: serve wss://
         self._cond = threading.Condition(threading.RLock())  # guards the shared state
         self.host, self.port, self.subprotocols = host, port, tuple(subprotocols)
         self.basic_auth = basic_auth          # charge point id -> password; None: no auth
@@ -174,7 +175,7 @@ class Csms:
     async def _serve(self):  # websockets' serve() must be created inside the loop
         return await serve(self._handler, self.host, self.port, ping_interval=None,
                            subprotocols=list(self.subprotocols),
-                           process_request=self._process_request)
+                           process_request=self._process_request, ssl=self.ssl)
 
     def stop(self) -> None:
         if self._loop is not None:
@@ -201,7 +202,7 @@ class Csms:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ocpp"
+        return f"{'wss' if self.ssl else 'ws'}://{self.host}:{self.port}/ocpp"
 
     def _run(self, coro, timeout=10):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
