@@ -53,7 +53,15 @@ class Connection:
         self._thread.start()
 
     def stop(self) -> None:
+        """Close with a WebSocket Close frame (the CSMS sees a clean goodbye), then end the thread."""
         self._stopping.set()
+        with self._lock:
+            ws = self._ws
+        if ws is not None:
+            try:
+                ws.close(timeout=2)
+            except Exception:
+                pass
         self.drop()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -123,7 +131,10 @@ class Connection:
                     ws.abort()
                 except Exception:
                     pass
-                log.warning("connection to %s closed: %s", self.url, reason)
+                if self._stopping.is_set():
+                    log.info("connection to %s closed: the station is stopping", self.url)
+                else:
+                    log.warning("connection to %s closed: %s", self.url, reason)
                 self._tell(SocketClosed(generation, reason))
                 if time.monotonic() - started > 60:
                     delay = self._csms.reconnect_min_s  # it was a good connection: start over
