@@ -68,6 +68,8 @@ class EvseDevice(pykka.ThreadingActor):
         for s in states:
             if s.plugged:
                 self._peers.transactions.tell(PlugConnected(s.connector))
+            if s.ev_drawing:
+                self._peers.transactions.tell(EvDrawChanged(s.connector, True))
             if s.error_code != "NoError":
                 self._peers.transactions.tell(ConnectorFaultChanged(s.connector, s.error_code, s.info))
 

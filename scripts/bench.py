@@ -36,6 +36,7 @@ import json
 import math
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -616,13 +618,17 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--calls must be >= 1 and --idle-seconds > 0")
 
     procs = Processes()
-    tmp_obj = tempfile.TemporaryDirectory(prefix="ocpp-bench-")
-    tmp = Path(tmp_obj.name)
+    tmp = Path(tempfile.mkdtemp(prefix="ocpp-bench-"))
+    signalled: list[int] = []
 
     async def runner() -> dict:
         task = asyncio.current_task()
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        def on_sigterm() -> None:
+            signalled.append(signal.SIGTERM)
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
         return await bench(args, procs, tmp)
 
     try:
@@ -631,6 +637,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"FAILED: {exc}")
         return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
+        if not signalled and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            traceback.print_exc()
         log("interrupted")
         return 130
     finally:
@@ -638,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             log(f"kept {tmp}")
         else:
-            tmp_obj.cleanup()
+            shutil.rmtree(tmp, ignore_errors=True)
     text = table(result)
     print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
     if args.json:

@@ -11,6 +11,7 @@ told to raise a `HalError` or to block on a `threading.Event` (a stalled device)
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import threading
@@ -20,6 +21,7 @@ from typing import Any, Callable
 
 import pykka
 
+from actors.connection import NotConnected
 from hal import ConnectorHardwareState, HalError
 from messages.events import CardPresented, MeterReading, SampledValue
 
@@ -47,10 +49,13 @@ class ProbeActor(pykka.ThreadingActor):
         return None
 
 
-def _matcher(what: type | tuple | Callable[[Any], bool]) -> Callable[[Any], bool]:
-    if isinstance(what, type) or (isinstance(what, tuple) and all(isinstance(t, type) for t in what)):
+def _matcher(what: Any) -> Callable[[Any], bool]:
+    """A type (or tuple of types) matches its instances, a callable is a predicate, anything else matches equals."""
+    if isinstance(what, type) or (isinstance(what, tuple) and what and all(isinstance(t, type) for t in what)):
         return lambda m: isinstance(m, what)
-    return what
+    if callable(what):
+        return what
+    return lambda m: m == what
 
 
 class Probe:
@@ -76,8 +81,10 @@ class Probe:
             except queue.Empty:
                 return
 
-    def expect(self, what: type | tuple | Callable[[Any], bool], timeout: float = DEFAULT_TIMEOUT_S) -> Any:
-        """The first message (kept or arriving within `timeout`) matching `what`; the others stay kept."""
+    def expect(self, what: Any, timeout: float = DEFAULT_TIMEOUT_S) -> Any:
+        """The first message (kept or arriving within `timeout`) matching `what`; the others stay kept.
+
+        `what`: a message type (or tuple of types), a predicate, or a message to compare equal to."""
         match = _matcher(what)
         for i, message in enumerate(self._kept):
             if match(message):
@@ -95,7 +102,7 @@ class Probe:
                 return message
             self._kept.append(message)
 
-    def messages(self, what: type | tuple | Callable[[Any], bool] | None = None) -> list[Any]:
+    def messages(self, what: Any = None) -> list[Any]:
         """Everything recorded so far and not yet matched (the probe is synced first), without consuming."""
         self.sync()
         if what is None:
@@ -103,7 +110,7 @@ class Probe:
         match = _matcher(what)
         return [m for m in self._kept if match(m)]
 
-    def expect_none(self, what: type | tuple | Callable[[Any], bool]) -> None:
+    def expect_none(self, what: Any) -> None:
         """Nothing matching `what` was recorded. Sync the sender first (ask it), so its tells have landed."""
         found = self.messages(what)
         assert not found, f"unexpected {found!r}"
@@ -245,3 +252,40 @@ class FakeReader(_Recorder):
     def tap(self, id_tag: str) -> None:
         assert self.emit is not None, "the reader was never opened"
         self.emit(CardPresented(id_tag))
+
+
+# --- the link's connection ------------------------------------------------------------------------
+
+
+class FakeConnection:
+    """Stands in for actors.connection.Connection: records sent texts; the test plays the socket thread."""
+
+    def __init__(self, csms, cp_id, on_text, on_event, ping_interval_s):
+        self.csms, self.cp_id = csms, cp_id
+        self.on_text = on_text
+        self.on_event = on_event
+        self.ping_interval_s = ping_interval_s
+        self.started = self.stopped = False
+        self.drops = 0
+        self.connected = True
+        self.sent: queue.Queue = queue.Queue()
+
+    def start(self):
+        self.started = True
+
+    def stop(self):
+        self.stopped = True
+
+    def drop(self):
+        self.drops += 1
+
+    def send(self, text):
+        if not self.connected:
+            raise NotConnected("fake: offline")
+        self.sent.put(text)
+
+    def next_sent(self, timeout=5.0) -> list:
+        return json.loads(self.sent.get(timeout=timeout))
+
+    def nothing_sent(self) -> bool:
+        return self.sent.empty()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import queue
 
 import pytest
 
-from actors.connection import NotConnected
 from actors.link import Link
 from actors.settings import CsmsSettings
 from actors.ticker import ManualScheduler
@@ -15,46 +13,12 @@ from messages.events import (CallAnswered, CallFailed, CallReceived, Configurati
                              LinkUp, LinkWiring, RegistrationChanged, ReplyError, ReplyResult, SendCall,
                              SocketClosed, SocketOpened)
 from messages.frozen import FrozenDict, freeze
-from tests.unit.fakes import Probe, sync
+from tests.unit.fakes import FakeConnection, Probe, sync
 
 pytestmark = pytest.mark.timeout(20)
 
 CSMS = CsmsSettings("ws://csms.invalid/ocpp", None, None, None, None, 65536, 1.0, 60.0)
 NOW = "2025-03-04T05:06:07.000Z"
-
-
-class FakeConnection:
-    """Stands in for actors.connection.Connection: records sent texts; the test plays the socket thread."""
-
-    def __init__(self, csms, cp_id, on_text, on_event, ping_interval_s):
-        self.csms, self.cp_id = csms, cp_id
-        self.on_text = on_text
-        self.on_event = on_event
-        self.ping_interval_s = ping_interval_s
-        self.started = self.stopped = False
-        self.drops = 0
-        self.connected = True
-        self.sent: queue.Queue = queue.Queue()
-
-    def start(self):
-        self.started = True
-
-    def stop(self):
-        self.stopped = True
-
-    def drop(self):
-        self.drops += 1
-
-    def send(self, text):
-        if not self.connected:
-            raise NotConnected("fake: offline")
-        self.sent.put(text)
-
-    def next_sent(self, timeout=5.0) -> list:
-        return json.loads(self.sent.get(timeout=timeout))
-
-    def nothing_sent(self) -> bool:
-        return self.sent.empty()
 
 
 class Rig:
@@ -89,6 +53,10 @@ class Rig:
 
     def inbound(self, frame) -> None:
         self.conn.on_text(frame if isinstance(frame, str) else json.dumps(frame), 1)
+
+    def advance(self, seconds: float) -> None:
+        sync(self.link)  # its response timer is armed before the clock moves
+        self.scheduler.advance(seconds)
 
     def settled(self) -> None:
         """Everything told so far is handled (frames injected by the test end up as link messages)."""
@@ -250,10 +218,10 @@ def test_no_answer_within_the_message_timeout_fails_the_call_and_lets_the_next_g
     rig.call("Heartbeat", tag=1)
     rig.call("Heartbeat", tag=2)
     first = rig.conn.next_sent()
-    rig.scheduler.advance(29)
+    rig.advance(29)
     rig.settled()
     rig.caller.expect_none(CallFailed)
-    rig.scheduler.advance(1)
+    rig.advance(1)
     failed = rig.caller.expect(CallFailed)
     assert (failed.reason, failed.tag, failed.unique_id) == ("Timeout", 1, first[1])
     second = rig.conn.next_sent()
@@ -264,7 +232,7 @@ def test_a_late_answer_after_the_timeout_is_ignored(rig):
     rig.online()
     rig.call("Heartbeat")
     first = rig.conn.next_sent()
-    rig.scheduler.advance(30)
+    rig.advance(30)
     rig.caller.expect(CallFailed)
     rig.inbound([3, first[1], {"currentTime": NOW}])
     rig.settled()
@@ -276,7 +244,7 @@ def test_a_changed_message_timeout_applies_to_the_next_call(rig):
     rig.online()
     rig.call("Heartbeat")
     rig.conn.next_sent()
-    rig.scheduler.advance(5)
+    rig.advance(5)
     assert rig.caller.expect(CallFailed).reason == "Timeout"
 
 

@@ -189,9 +189,10 @@ def test_connector_out_of_range_or_wrong_type_is_refused(control, connector):
 def test_plug_emits_plug_connected_once(control, evse, events):
     assert control.ok("plug", connector=1)["connector"]["plugged"] is True
     assert events.next() == PlugConnected(1)
+    assert events.next() == EvDrawChanged(1, True)  # the EV asks for energy at once (state C)
     control.ok("plug", connector=1)  # already plugged: nothing happens at the pilot
     events.none()
-    assert evse.connector_states() == (ConnectorHardwareState(1, True), ConnectorHardwareState(2, False))
+    assert evse.connector_states() == (ConnectorHardwareState(1, True, True), ConnectorHardwareState(2, False))
 
 
 def test_unplug_emits_plug_disconnected_and_releases_a_socket_lock(control, evse, events):
@@ -200,7 +201,8 @@ def test_unplug_emits_plug_disconnected_and_releases_a_socket_lock(control, evse
     assert control.connector(2)["locked"] is True
     reply = control.ok("unplug", connector=2)
     assert reply["connector"]["plugged"] is False and reply["connector"]["locked"] is False
-    assert [events.next(), events.next()] == [PlugConnected(2), PlugDisconnected(2)]
+    assert [events.next() for _ in range(4)] == [
+        PlugConnected(2), EvDrawChanged(2, True), PlugDisconnected(2), EvDrawChanged(2, False)]
     control.ok("unplug", connector=2)
     events.none()
 
@@ -246,21 +248,18 @@ def test_evse_out_of_range_connector_raises_hal_error(evse):
 
 
 def test_contactor_and_ev_state_emit_ev_draw_changed(control, evse, events):
+    # EvDrawChanged follows the EV's request for energy (J1772 B/C), whatever the contactor does.
     control.ok("plug", connector=1)
-    assert events.next() == PlugConnected(1)
-    control.ok("ev", connector=1, state="suspended")  # contactor open: the EV draws nothing either way
-    events.none()
+    assert [events.next(), events.next()] == [PlugConnected(1), EvDrawChanged(1, True)]
+    control.ok("ev", connector=1, state="suspended")
+    assert events.next() == EvDrawChanged(1, False)
     evse.set_contactor(1, True)
-    events.none()  # closed, but the EV is suspended
+    events.none()  # the contactor alone changes nothing the EV asks for
     assert control.ok("ev", connector=1, state="charging")["connector"]["ev_state"] == "charging"
     assert events.next() == EvDrawChanged(1, True)
     assert evse.connector_states()[0].ev_drawing is True
-    control.ok("ev", connector=1, state="suspended")
-    assert events.next() == EvDrawChanged(1, False)
-    control.ok("ev", connector=1, state="charging")
-    assert events.next() == EvDrawChanged(1, True)
     evse.set_contactor(1, False)
-    assert events.next() == EvDrawChanged(1, False)
+    events.none()
     assert control.connector(1)["contactor"] is False
 
 

@@ -1,0 +1,282 @@
+"""TransactionMessageQueue: ordered, retried, bounded delivery of transaction messages from tx_queue."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from actors import keys, store
+from actors.ticker import ManualScheduler
+from actors.txqueue import TransactionMessageQueue
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, LinkDown, LinkUp, Peers,
+                             RegistrationChanged, SendCall, TransactionIdAssigned, TransactionMessageDropped,
+                             TransactionMessagesQueued)
+from messages.frozen import FrozenDict, freeze
+from tests.unit.fakes import Probe, sync
+
+pytestmark = pytest.mark.timeout(20)
+
+TS = "2025-01-01T00:00:00.000Z"
+
+
+def config(**overrides) -> dict:
+    values = {n: s.default for n, s in keys.registry(1, True).items()}
+    values.update(overrides)
+    return values
+
+
+def start_payload():
+    return {"connectorId": 1, "idTag": "TAG1", "meterStart": 0, "timestamp": TS}
+
+
+def meter_payload(wh=0):
+    return {"connectorId": 1, "meterValue": [{"timestamp": TS, "sampledValue": [{"value": str(wh)}]}]}
+
+
+def stop_payload():
+    return {"meterStop": 10, "timestamp": TS, "reason": "Local"}
+
+
+class Rig:
+    def __init__(self, db_path, max_messages=100, **overrides):
+        self.db_path = db_path
+        self.scheduler = ManualScheduler()
+        self.conn = store.open_database(db_path)  # the test is the producer
+        self.link = Probe()
+        self.transactions = Probe()
+        self.queue = TransactionMessageQueue.start(str(db_path), config(**overrides), max_messages, self.scheduler)
+        self.queue.tell(Peers(FrozenDict({"link": self.link.ref, "transactions": self.transactions.ref})))
+
+    def close(self):
+        self.conn.close()
+
+    def produce(self, *messages) -> list[int]:
+        """Commit (action, local_id, payload[, periodic]) rows and wake the queue; their seqs."""
+        seqs = []
+        with store.Transaction(self.conn):
+            for i, (action, local_id, payload, *periodic) in enumerate(messages):
+                seqs.append(store.enqueue(self.conn, f"{action}-{local_id}-{i}", local_id, action,
+                                          payload, periodic=bool(periodic and periodic[0])))
+        self.queue.tell(TransactionMessagesQueued())
+        return seqs
+
+    def ready(self):
+        self.queue.tell(RegistrationChanged("Accepted", 300))
+        self.queue.tell(LinkUp())
+
+    def sent(self) -> SendCall:
+        return self.link.expect(SendCall)
+
+    def nothing_sent(self):
+        sync(self.queue)
+        self.link.expect_none(SendCall)
+
+    def answer(self, call: SendCall, payload=None):
+        self.queue.tell(CallAnswered(call.action, freeze(payload or {}), call.tag, call.unique_id))
+
+    def fail(self, call: SendCall, reason="CallError", code="InternalError"):
+        self.queue.tell(CallFailed(call.action, reason, call.tag, call.unique_id, code))
+
+    def advance(self, seconds):
+        sync(self.queue)  # its retry timer is armed before the clock moves
+        self.scheduler.advance(seconds)
+        sync(self.queue)
+
+    def rows(self) -> list[dict]:
+        sync(self.queue)
+        return store.rows(self.conn, "SELECT * FROM tx_queue ORDER BY seq")
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path / "station.db")
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def make(tmp_path):
+    made = []
+
+    def build(**kw):
+        r = Rig(tmp_path / f"station{len(made)}.db", **kw)
+        made.append(r)
+        return r
+    yield build
+    for r in made:
+        r.close()
+
+
+# --- when the head goes -------------------------------------------------------------------------
+
+
+def test_the_head_waits_for_both_accepted_and_link_up(rig):
+    rig.produce(("StartTransaction", 1, start_payload()))
+    rig.nothing_sent()
+    rig.queue.tell(RegistrationChanged("Accepted", 300))
+    rig.nothing_sent()
+    rig.queue.tell(LinkDown("x"))
+    rig.queue.tell(RegistrationChanged("Pending", 300))
+    rig.queue.tell(LinkUp())
+    rig.nothing_sent()
+    rig.queue.tell(RegistrationChanged("Accepted", 300))
+    call = rig.sent()
+    assert call.action == "StartTransaction" and call.payload == start_payload()
+    assert call.unique_id == "StartTransaction-1-0"  # the stored message id
+    assert call.reply_to == rig.queue
+
+
+def test_only_the_head_is_in_flight(rig):
+    rig.ready()
+    rig.produce(("StartTransaction", 1, start_payload()), ("StopTransaction", 1, stop_payload()))
+    first = rig.sent()
+    rig.nothing_sent()
+    rig.answer(first, {"transactionId": 42, "idTagInfo": {"status": "Accepted"}})
+    assert rig.sent().action == "StopTransaction"
+
+
+def test_a_start_transaction_answer_fills_in_the_transaction_id_of_later_messages(rig):
+    rig.ready()
+    rig.produce(("StartTransaction", 7, start_payload()), ("MeterValues", 7, meter_payload(5), True),
+                ("StopTransaction", 7, stop_payload()))
+    start = rig.sent()
+    rig.answer(start, {"transactionId": 42, "idTagInfo": {"status": "Accepted", "expiryDate": TS}})
+    assigned = rig.transactions.expect(TransactionIdAssigned)
+    assert (assigned.local_id, assigned.transaction_id) == (7, 42)
+    assert assigned.id_tag_info == {"status": "Accepted", "expiryDate": TS}
+    meter = rig.sent()
+    assert meter.action == "MeterValues" and meter.payload["transactionId"] == 42
+    rig.answer(meter)
+    stop = rig.sent()
+    assert stop.payload == {**stop_payload(), "transactionId": 42}
+    rig.answer(stop)
+    assert rig.rows() == []
+    assert store.rows(rig.conn, "SELECT * FROM transaction_ids") == [{"local_id": 7, "transaction_id": 42}]
+
+
+def test_messages_of_a_start_transaction_never_answered_carry_minus_one(make):
+    rig = make(TransactionMessageAttempts=1)
+    rig.ready()
+    rig.produce(("StartTransaction", 3, start_payload()), ("StopTransaction", 3, stop_payload()))
+    rig.fail(rig.sent())
+    dropped = rig.transactions.expect(TransactionMessageDropped)
+    assert (dropped.local_id, dropped.action) == (3, "StartTransaction")
+    stop = rig.sent()
+    assert stop.action == "StopTransaction" and stop.payload["transactionId"] == -1
+
+
+# --- retries ---------------------------------------------------------------------------------------
+
+
+def test_a_call_error_is_retried_after_retry_interval_times_attempts_with_the_same_id(make):
+    rig = make(TransactionMessageAttempts=3, TransactionMessageRetryInterval=10)
+    rig.ready()
+    rig.produce(("StopTransaction", 1, stop_payload()), ("StopTransaction", 2, stop_payload()))
+    first = rig.sent()
+    rig.fail(first)
+    rig.advance(9.5)
+    rig.link.expect_none(SendCall)
+    rig.advance(0.5)
+    again = rig.sent()
+    assert (again.unique_id, again.tag) == (first.unique_id, first.tag)
+    assert rig.rows()[0]["attempts"] == 1
+    rig.fail(again, reason="Timeout", code="")
+    rig.advance(19.5)
+    rig.link.expect_none(SendCall)
+    rig.advance(0.5)
+    third = rig.sent()
+    assert third.unique_id == first.unique_id
+    rig.fail(third, reason="Invalid")  # the third attempt: dropped, the next message goes at once
+    rig.transactions.expect(TransactionMessageDropped(1, "StopTransaction"))
+    nxt = rig.sent()
+    assert nxt.unique_id != first.unique_id and nxt.payload["transactionId"] == -1
+    assert [r["local_id"] for r in rig.rows()] == [2]
+
+
+def test_retry_settings_can_be_changed(rig):
+    rig.queue.tell(ConfigurationChanged("TransactionMessageAttempts", 2))
+    rig.queue.tell(ConfigurationChanged("TransactionMessageRetryInterval", 1))
+    rig.ready()
+    rig.produce(("StopTransaction", 1, stop_payload()))
+    rig.fail(rig.sent())
+    rig.advance(1)
+    rig.fail(rig.sent())
+    rig.transactions.expect(TransactionMessageDropped)
+    assert rig.rows() == []
+
+
+def test_a_lost_connection_is_not_an_attempt(make):
+    rig = make(TransactionMessageAttempts=1)
+    rig.ready()
+    rig.produce(("StopTransaction", 1, stop_payload()))
+    first = rig.sent()
+    rig.fail(first, reason="Disconnected", code="")
+    rig.queue.tell(LinkDown("x"))
+    rig.nothing_sent()
+    assert rig.rows()[0]["attempts"] == 0
+    rig.transactions.expect_none(TransactionMessageDropped)
+    rig.queue.tell(LinkUp())
+    again = rig.sent()
+    assert again.unique_id == first.unique_id
+
+
+def test_our_own_refused_payload_is_dropped_at_once(make):
+    rig = make(TransactionMessageAttempts=5)
+    rig.ready()
+    rig.produce(("StopTransaction", 1, stop_payload()), ("StopTransaction", 2, stop_payload()))
+    rig.fail(rig.sent(), reason="Refused", code="OccurenceConstraintViolation")
+    rig.transactions.expect(TransactionMessageDropped(1, "StopTransaction"))
+    nxt = rig.sent()
+    assert [(r["seq"], r["local_id"]) for r in rig.rows()] == [(nxt.tag, 2)]
+
+
+def test_an_answer_for_a_message_not_in_flight_is_ignored(rig):
+    rig.ready()
+    rig.produce(("StopTransaction", 1, stop_payload()))
+    call = rig.sent()
+    rig.queue.tell(CallAnswered("StopTransaction", freeze({}), call.tag + 100, "other"))
+    assert len(rig.rows()) == 1
+    rig.nothing_sent()
+
+
+def test_rows_survive_a_restart_and_go_with_their_stored_ids(tmp_path):
+    first = Rig(tmp_path / "station.db")
+    first.produce(("StopTransaction", 1, stop_payload()))
+    first.queue.stop()
+    second = Rig(tmp_path / "station.db")
+    second.ready()
+    second.queue.tell(TransactionMessagesQueued())
+    assert second.sent().unique_id == "StopTransaction-1-0"
+    first.close()
+    second.close()
+
+
+# --- the bound -----------------------------------------------------------------------------------
+
+
+def test_over_the_bound_every_other_periodic_meter_value_is_dropped(make):
+    rig = make(max_messages=4)
+    rig.produce(("StartTransaction", 1, start_payload()),
+                *[("MeterValues", 1, meter_payload(wh), True) for wh in range(6)],
+                ("StopTransaction", 1, stop_payload()))
+    left = rig.rows()
+    assert [r["action"] for r in left] == ["StartTransaction", "MeterValues", "MeterValues", "MeterValues",
+                                           "StopTransaction"]
+    assert [json.loads(r["payload"])["meterValue"][0]["sampledValue"][0]["value"] for r in left[1:4]] == \
+        ["0", "2", "4"]
+
+
+def test_start_stop_and_non_periodic_rows_are_never_dropped(make):
+    rig = make(max_messages=2)
+    rig.produce(("StartTransaction", 1, start_payload()), ("MeterValues", 1, meter_payload(1)),
+                ("MeterValues", 1, meter_payload(2)), ("StopTransaction", 1, stop_payload()),
+                ("StartTransaction", 2, start_payload()))
+    assert [r["action"] for r in rig.rows()] == ["StartTransaction", "MeterValues", "MeterValues",
+                                                 "StopTransaction", "StartTransaction"]
+
+
+def test_within_the_bound_nothing_is_dropped(make):
+    rig = make(max_messages=3)
+    rig.produce(*[("MeterValues", 1, meter_payload(wh), True) for wh in range(3)])
+    assert len(rig.rows()) == 3
