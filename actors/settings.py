@@ -102,8 +102,10 @@ def load(path: str | Path) -> Settings:
                                     "firmware_version": str, "connectors": int, "fixed_cable": bool,
                                     "backup_power": bool}, required=("id", "vendor", "model"))
     cp_id = st["id"]
-    if not cp_id or len(cp_id) > 48 or any(c in cp_id for c in "/?#% ") or not cp_id.isprintable():
-        raise SettingsError("station.id must be 1-48 printable characters without / ? # % or spaces")
+    # The id is the last path segment of the WebSocket URL (OCPP-J 1.6 §3.1.1): printable ASCII only.
+    if (not cp_id or len(cp_id) > 48 or any(c in cp_id for c in "/?#% ") or not cp_id.isprintable()
+            or not cp_id.isascii()):
+        raise SettingsError("station.id must be 1-48 printable ASCII characters without / ? # % or spaces")
     for key in ("vendor", "model"):
         if not 1 <= len(st[key]) <= 20:
             raise SettingsError(f"station.{key} must be 1-20 characters (OCPP CiString20)")

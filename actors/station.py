@@ -54,7 +54,10 @@ class Station:
         s = self.settings
         db_path = str(s.storage_path)
         db = store.open_database(db_path)  # fails early, with the path, if the database is unusable
-        last = store.get_meta(db, "last_time")
+        # The latest time this station ever wrote down: no RTC may bring the clock back before it.
+        last = max(filter(None, [store.get_meta(db, "last_time"), *db.execute(
+            "SELECT MAX(started_at), MAX(last_meter_at), MAX(stopped_at) FROM transactions").fetchone()]),
+            default=None, key=parse_time)
         boots = int(store.get_meta(db, "boot_count", "0")) + 1
         store.set_meta(db, "boot_count", str(boots))
         specs = keyreg.registry(s.station.connectors, s.station.fixed_cable)

@@ -118,7 +118,8 @@ def _utf8_size(text: str) -> int:
 def parse(text: str, max_bytes: int | None = None) -> Frame:
     """Parse one WebSocket text message into a frame, or raise FrameError."""
     # The limit is in bytes on the wire (UTF-8), not in characters; skip encoding when the length decides.
-    if max_bytes is not None and (len(text) > max_bytes or (len(text) * 4 > max_bytes and _utf8_size(text) > max_bytes)):
+    if max_bytes is not None and (len(text) > max_bytes
+                                  or (len(text) * 4 > max_bytes and _utf8_size(text) > max_bytes)):
         raise _reject(text, ErrorCode.FORMATION_VIOLATION,
                       f"frame of {_utf8_size(text)} bytes exceeds the limit of {max_bytes}")
     try:
@@ -128,8 +129,6 @@ def parse(text: str, max_bytes: int | None = None) -> Frame:
     if not isinstance(data, list) or len(data) < 3:
         if isinstance(data, list) and data and _is_response_type(data[0]):
             raise FrameError(None, "response with fewer than 3 elements")
-        if isinstance(data, list) and len(data) == 2 and data[0] == CALL and _valid_id(data[1]):
-            raise _error(data[1], ErrorCode.FORMATION_VIOLATION, "frame is not a JSON array of 3 to 5 elements")
         raise _error(guess_call_id(text), ErrorCode.FORMATION_VIOLATION, "frame is not a JSON array of 3 to 5 elements")
     type_id, unique_id = data[0], data[1]
     if _is_response_type(type_id) and (type(type_id) is not int or not _valid_id(unique_id)):

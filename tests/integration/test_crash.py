@@ -36,6 +36,8 @@ def test_killed_mid_session_the_restarted_station_stops_the_transaction_with_pow
 def test_killed_while_offline_every_queued_message_is_delivered_once_in_order(csms, make_station):
     station = make_station(configuration={"MeterValueSampleInterval": 1})
     session_started(csms, station)
+    csms.wait_until(lambda: not any(a == "StartTransaction" for a, _ in station.queued()),
+                    what="StartTransaction.conf processed")
     go_offline(csms)
     csms.wait_until(lambda: len(station.queued()) >= 3, timeout=15, what="queued MeterValues")
     station.sim(cmd="swipe", id_tag="TAG1")
@@ -61,8 +63,9 @@ def test_killed_at_random_points_of_a_session_never_loses_or_duplicates_a_transa
     for _ in range(3):
         csms.wait_count("MeterValues", 1, timeout=10)
         station.kill()
+        mark = csms.mark()
         station.start()
-        csms.wait_for("BootNotification", after=csms.mark() - 1, timeout=15)
+        csms.wait_for("BootNotification", after=mark, timeout=15)
     csms.wait_until(lambda: station.queued() == [], timeout=20, what="an empty queue")
     starts = [r for r in csms.received if r.action == "StartTransaction"]
     stops = [r for r in csms.received if r.action == "StopTransaction"]

@@ -14,6 +14,8 @@ def _periodic_timestamps(records):
 def test_messages_queued_offline_are_delivered_in_order_after_reconnect(csms, make_station):
     station = make_station(configuration={"MeterValueSampleInterval": 1})
     start = session_started(csms, station)
+    csms.wait_until(lambda: not any(a == "StartTransaction" for a, _ in station.queued()),
+                    what="StartTransaction.conf processed")
     go_offline(csms)
     csms.wait_until(lambda: len(station.queued()) >= 3, timeout=15, what="three queued MeterValues")
     station.sim(cmd="swipe", id_tag="TAG1")

@@ -131,6 +131,7 @@ def test_remote_start_first_without_authorization_then_plug(csms, make_station):
 
 def test_remote_start_on_connector_0_busy_or_unknown_is_rejected_and_remote_stop_of_unknown_tx(csms, make_station):
     station = make_station()
+    csms.wait_for("BootNotification")
     assert csms.call(call.RemoteStartTransaction(id_tag="R", connector_id=0)).status == "Rejected"
     assert csms.call(call.RemoteStartTransaction(id_tag="R", connector_id=7)).status == "Rejected"
     session_started(csms, station)

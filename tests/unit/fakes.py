@@ -7,6 +7,7 @@ and `ask`s with a deadline.
 
 The fake drivers implement the Protocols of `hal/__init__.py`, record every call, and can be
 told to raise a `HalError` or to block on a `threading.Event` (a stalled device).
+`FakeConnection` stands in for the link's WebSocket: the test plays its reader thread.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import pykka
 
 from actors.connection import NotConnected
 from hal import ConnectorHardwareState, HalError
-from messages.events import CardPresented, MeterReading, SampledValue
+from messages.events import CardPresented, HealthCheck, MeterReading, SampledValue
 
 DEFAULT_TIMEOUT_S = 5.0
 STALL_LIMIT_S = 15.0  # a stalled fake gives up by itself, so a failing test cannot hang stop_all
@@ -123,8 +124,6 @@ class Probe:
 
 def sync(*refs: pykka.ActorRef) -> None:
     """Ask each actor a trivial question, in order: once answered, every message told before is handled."""
-    from messages.events import HealthCheck
-
     for ref in refs:
         ref.ask(HealthCheck(), timeout=DEFAULT_TIMEOUT_S)
 

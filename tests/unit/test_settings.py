@@ -233,7 +233,7 @@ def test_connectors_out_of_range_are_named(tmp_path, connectors):
     assert "station.connectors" in refused(tmp_path, with_("station", connectors=connectors))
 
 
-@pytest.mark.parametrize("cp_id", ["", "CP/1", "CP 1", "CP?1", "x" * 49, "CP\t1"])
+@pytest.mark.parametrize("cp_id", ["", "CP/1", "CP 1", "CP?1", "CP#1", "CP%201", "x" * 49, "CP\t1", "CPÄ1"])
 def test_a_station_id_that_cannot_be_a_url_path_segment_is_named(tmp_path, cp_id):
     assert "station.id" in refused(tmp_path, with_("station", id=cp_id))
 
