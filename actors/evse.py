@@ -28,6 +28,7 @@ class EvseDevice(pykka.ThreadingActor):
         self._driver = driver
         self._peers: Peers | None = None
         self._opened = False
+        self._failed: set[int] = set()  # connectors we reported Faulted because a call failed
 
     def on_stop(self) -> None:
         if self._opened:
@@ -75,8 +76,14 @@ class EvseDevice(pykka.ThreadingActor):
 
     def _call(self, connector: int, fn, *args) -> Any:
         try:
-            return fn(*args)
+            result = fn(*args)
         except HalError as exc:
             log.error("EVSE controller: %s failed: %s", fn.__name__, exc)
+            self._failed.add(connector)
             self._peers.transactions.tell(ConnectorFaultChanged(connector, exc.error_code, str(exc)[:50]))
             return None
+        if connector in self._failed:  # the controller answers again: the fault we raised is over
+            self._failed.discard(connector)
+            log.info("EVSE controller answers again on connector %s", connector)
+            self._peers.transactions.tell(ConnectorFaultChanged(connector, "NoError"))
+        return result

@@ -40,6 +40,7 @@ class MeterSampler(pykka.ThreadingActor):
         self._scheduler = scheduler
         self._readings: dict[int, MeterReading] = {}
         self._sessions: dict[int, tuple[int, datetime, int]] = {}  # connector -> (local_id, start, generation)
+        self._start_mono: dict[int, float] = {}  # connector -> scheduler time of the start
         self._generation = 0
         self._aligned_generation = 0
         self._peers: Peers | None = None
@@ -62,9 +63,7 @@ class MeterSampler(pykka.ThreadingActor):
             case MeterSampled(reading):
                 self._readings[reading.connector] = reading
             case TransactionBegan(connector, local_id):
-                self._generation += 1
-                self._sessions[connector] = (local_id, self._clock.now(), self._generation)
-                self._schedule_sample(connector, 1)
+                self._begin(connector, local_id)
             case TransactionEnded(connector, local_id):
                 if self._sessions.get(connector, (None,))[0] == local_id:
                     del self._sessions[connector]
@@ -80,19 +79,25 @@ class MeterSampler(pykka.ThreadingActor):
                     self._schedule_aligned()
                 elif key == "MeterValueSampleInterval":
                     for connector, (local_id, _, _) in list(self._sessions.items()):
-                        self._generation += 1
-                        self._sessions[connector] = (local_id, self._clock.now(), self._generation)
-                        self._schedule_sample(connector, 1)
+                        self._begin(connector, local_id)
             case _:
                 log.warning("MeterSampler: unexpected message %r", message)
 
+    def _begin(self, connector: int, local_id: int) -> None:
+        self._generation += 1
+        self._sessions[connector] = (local_id, self._clock.now(), self._generation)
+        self._start_mono[connector] = self._ticker.scheduler.now()
+        self._schedule_sample(connector, 1)
+
     def _schedule_sample(self, connector: int, n: int) -> None:
+        """Sample n is due n intervals after the start on the monotonic clock, so a clock set by
+        the CSMS (forward or back) neither bursts nor skips samples."""
         interval = self._config["MeterValueSampleInterval"]
         if interval <= 0 or connector not in self._sessions:
             return
-        _, start, generation = self._sessions[connector]
-        due = start + timedelta(seconds=interval * n)
-        delay = (due - self._clock.now()).total_seconds()
+        _, _, generation = self._sessions[connector]
+        start_mono = self._start_mono[connector]
+        delay = start_mono + interval * n - self._ticker.scheduler.now()
         self._ticker.after(delay, Due("sample", generation, (connector, n)))
 
     def _sample(self, connector: int, generation: int, n: int) -> None:
@@ -100,7 +105,12 @@ class MeterSampler(pykka.ThreadingActor):
         if session is None or session[2] != generation:
             return
         local_id, start, _ = session
-        at = start + timedelta(seconds=self._config["MeterValueSampleInterval"] * n)
+        step = timedelta(seconds=self._config["MeterValueSampleInterval"])
+        at = start + step * n
+        if abs((self._clock.now() - at).total_seconds()) > 2:  # the clock was set: re-anchor the stamps
+            start = self._clock.now() - step * n
+            self._sessions[connector] = (local_id, start, generation)
+            at = start + step * n
         self._queue(connector, local_id, "Sample.Periodic", measurand_list(self._config["MeterValuesSampledData"]),
                     at)
         self._schedule_sample(connector, n + 1)
@@ -117,6 +127,9 @@ class MeterSampler(pykka.ThreadingActor):
         self._ticker.after((boundary - now).total_seconds(), Due("aligned", self._aligned_generation, boundary))
 
     def _aligned(self, boundary: datetime) -> None:
+        if abs((self._clock.now() - boundary).total_seconds()) > 2:  # the clock was set since: re-aim
+            self._schedule_aligned()
+            return
         measurands = measurand_list(self._config["MeterValuesAlignedData"])
         for connector, reading in sorted(self._readings.items()):
             session = self._sessions.get(connector)

@@ -5,7 +5,9 @@ CardPresented, MeterSampled), CSMS requests (RemoteStartTransaction, RemoteStopT
 Authorize answers, ConnectorLockResult, TransactionIdAssigned, ConfigurationChanged, LinkUp/Down.
 Emits: SetContactor / SetConnectorLock / ShowStatus to the EVSE actor, ConnectorStatusChanged to
 the StatusDebouncer, TransactionBegan/Ended to the MeterSampler, Authorize via the link, and
-Start/StopTransaction into the durable queue (committed before the contactor closes or opens).
+Start/StopTransaction into the durable queue. StartTransaction is committed before the contactor
+closes; on a stop the contactor is told to open first (safety before bookkeeping), then the
+StopTransaction is committed.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class TransactionManager(pykka.ThreadingActor):
         self._peers: Peers | None = None
         self._station_operative = True
         self._pending_start: dict[str, tuple[str, str | None]] = {}  # lock request -> (idTag, parent)
+        self._connection_timers: dict[int, int] = {}  # connector -> ConnectionTimeOut timer
         self._deferred_stops: dict[str, tuple] = {}  # RemoteStop unique id -> (payload, reply_to, timer)
 
     # --- life cycle --------------------------------------------------------------------------
@@ -147,7 +150,6 @@ class TransactionManager(pykka.ThreadingActor):
     def _plug(self, c: Connector, plugged: bool) -> None:
         c.plugged = plugged
         if plugged:
-            c.finishing = False
             if c.authorized_tag is not None and c.session is None and c.operative and not c.faulted:
                 self._begin(c, c.authorized_tag, c.authorized_parent)
         else:
@@ -245,10 +247,13 @@ class TransactionManager(pykka.ThreadingActor):
         else:
             c.authorized_tag, c.authorized_parent = id_tag, parent
             # OCPP 1.6 §9.1 ConnectionTimeOut: the cable must come within this many seconds.
-            self._ticker.after(self._config["ConnectionTimeOut"], Due("connection_timeout", 0, c.id))
+            self._ticker.cancel(self._connection_timers.pop(c.id, None))
+            self._connection_timers[c.id] = self._ticker.after(self._config["ConnectionTimeOut"],
+                                                               Due("connection_timeout", 0, c.id))
         self._publish(c.id)
 
     def _connection_timeout(self, c: Connector) -> None:
+        self._connection_timers.pop(c.id, None)
         if c.authorized_tag is not None and c.session is None and not c.starting:
             log.info("connector %s: no cable within ConnectionTimeOut, authorization dropped", c.id)
             c.authorized_tag = c.authorized_parent = None
@@ -316,6 +321,7 @@ class TransactionManager(pykka.ThreadingActor):
 
     def _begin(self, c: Connector, id_tag: str, parent: str | None) -> None:
         c.authorized_tag = c.authorized_parent = None
+        self._ticker.cancel(self._connection_timers.pop(c.id, None))
         c.starting = True
         request_id = uuid.uuid4().hex
         self._pending_start[request_id] = (id_tag, parent)
@@ -329,6 +335,11 @@ class TransactionManager(pykka.ThreadingActor):
         if pending is None or not c.starting:
             return
         c.starting = False
+        if not c.plugged:  # the cable left while the lock moved: no session on an empty socket
+            if ok and not self._fixed_cable:
+                self._evse(SetConnectorLock(c.id, False))
+            self._publish(c.id)
+            return
         if not ok:
             c.error_code, c.error_info = "ConnectorLockFailure", "connector lock failed"
             self._publish(c.id)

@@ -637,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"FAILED: {exc}")
         return 1
     except (KeyboardInterrupt, asyncio.CancelledError):
-        if not signalled and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        if not signalled:
             traceback.print_exc()
         log("interrupted")
         return 130

@@ -321,3 +321,9 @@ def test_the_link_answers_health_checks_and_stops_its_connection(rig):
     assert rig.link.ask(HealthCheck(), timeout=5) is True
     rig.link.stop()
     assert rig.conn.stopped
+
+
+def test_a_changed_websocket_ping_interval_reaches_the_connection(rig):
+    rig.link.tell(ConfigurationChanged("WebSocketPingInterval", 15))
+    rig.settled()
+    assert rig.conn.ping_interval_s == 15.0

@@ -74,8 +74,7 @@ def test_on_accepted_every_connector_is_reported_with_when_its_status_began():
         {"connectorId": 0, "status": "Available", "errorCode": "NoError", "timestamp": "2025-05-01T10:00:01.000Z"},
         {"connectorId": 1, "status": "Preparing", "errorCode": "NoError", "timestamp": "2025-05-01T10:00:03.000Z"},
     ]
-    call = rig.link.messages()  # nothing else went out
-    assert call == []
+    assert rig.link.messages() == []  # nothing else went out
 
 
 def test_the_calls_carry_the_debouncer_as_reply_to_and_the_connector_as_tag():
