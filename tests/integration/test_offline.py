@@ -25,13 +25,15 @@ def test_messages_queued_offline_are_delivered_in_order_after_reconnect(csms, ma
     go_online(csms)
     stop = csms.wait_for("StopTransaction", after=mark, timeout=20)
     replayed = [r for r in csms.received[mark:] if r.action in ("MeterValues", "StopTransaction")]
-    assert [r.action for r in replayed] == [a for a, _ in queued]  # same messages, same order
+    assert [r.payload["meterValue"] if r.action == "MeterValues" else r.action for r in replayed] == \
+        [p["meterValue"] if a == "MeterValues" else a for a, p in queued]  # the same messages, in order
     assert all(r.payload["transactionId"] == 1 for r in replayed)
     stamps = _periodic_timestamps(replayed)
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert stop.payload["reason"] == "Local" and stop.payload["meterStop"] >= start.payload["meterStart"]
+    # The one message possibly in flight when the link dropped may come again, with its own id.
     ids = [r.unique_id for r in csms.received]
-    assert len(ids) == len(set(ids))
+    assert len(ids) - len(set(ids)) <= 1
     csms.wait_until(lambda: station.queued() == [], what="an empty queue")
 
 
