@@ -19,8 +19,9 @@ from typing import Any
 import pykka
 
 from actors import store
-from actors.clock import StationClock, format_time, parse_time
+from actors.clock import StationClock
 from actors.connector import Connector, Session, station_status
+from actors.transaction_book import TransactionBook
 from actors.meterdata import ENERGY, measurand_list, meter_value
 from actors.ticker import Scheduler, Ticker
 from messages.events import (HealthCheck, CallAnswered, CallFailed, CallReceived, CardPresented, ConfigurationChanged,
@@ -60,11 +61,12 @@ class TransactionManager(pykka.ThreadingActor):
     def on_start(self) -> None:
         self._ticker = Ticker(self.actor_ref, self._scheduler)
         self._db = store.open_database(self._db_path)
-        for row in store.rows(self._db, "SELECT connector, availability FROM connectors"):
-            if row["connector"] == 0:
-                self._station_operative = row["availability"] == "Operative"
-            elif row["connector"] in self._connectors:
-                self._connectors[row["connector"]].operative = row["availability"] == "Operative"
+        self._book = TransactionBook(self._db)
+        for connector, operative in self._book.availability().items():
+            if connector == 0:
+                self._station_operative = operative
+            elif connector in self._connectors:
+                self._connectors[connector].operative = operative
 
     def on_stop(self) -> None:
         self._ticker.cancel_all()
@@ -74,15 +76,15 @@ class TransactionManager(pykka.ThreadingActor):
         """Stop what a crash or power cut interrupted (OCPP 1.6 §4.10: reason PowerLoss).
 
         meterStop is the last reading persisted for the transaction, stamped with its time;
-        the StopTransaction is queued with the interrupted transaction's other messages.
+        the StopTransaction is queued behind the interrupted transaction's other messages.
         """
-        for row in store.rows(self._db, "SELECT * FROM transactions WHERE stopped_at IS NULL"):
-            meter_stop = row["last_meter_wh"] if row["last_meter_wh"] is not None else row["meter_start_wh"]
-            at = parse_time(row["last_meter_at"] or row["started_at"])
-            log.warning("transaction %s on connector %s interrupted: stopping it (PowerLoss)",
-                        row["local_id"], row["connector"])
-            self._queue_stop(row["local_id"], row["id_tag"], meter_stop, at, "PowerLoss", None, None)
-            connector = self._connectors.get(row["connector"])
+        for tx in self._book.interrupted():
+            log.warning("transaction %s on connector %s interrupted: stopping it (PowerLoss)", tx.local_id,
+                        tx.connector)
+            session = Session(tx.local_id, tx.id_tag, None, tx.meter_start_wh, tx.started_at)
+            self._book.stop(tx.local_id, tx.id_tag, tx.last_meter_wh, tx.last_meter_at, "PowerLoss",
+                            self._transaction_data(session, None, tx.last_meter_wh, tx.last_meter_at))
+            connector = self._connectors.get(tx.connector)
             if connector is not None:
                 connector.finishing = True
         self._wake_queue()
@@ -171,10 +173,7 @@ class TransactionManager(pykka.ThreadingActor):
         self._readings[reading.connector] = reading
         c = self._connectors.get(reading.connector)
         if c is not None and c.session is not None:
-            # The meterStop after a power cut; WAL + FULL makes this one small fsync.
-            self._db.execute("UPDATE transactions SET last_meter_wh=?, last_meter_at=? WHERE local_id=?",
-                             (reading.energy_wh, format_time(reading.taken_at or self._clock.now()),
-                              c.session.local_id))
+            self._book.meter(c.session.local_id, reading.energy_wh, reading.taken_at or self._clock.now())
 
     # --- identification and authorization --------------------------------------------------------
 
@@ -348,14 +347,7 @@ class TransactionManager(pykka.ThreadingActor):
         reading = self._readings.get(c.id)
         meter_start = reading.energy_wh if reading else 0
         now = self._clock.now()
-        with store.Transaction(self._db):
-            cur = self._db.execute(
-                "INSERT INTO transactions(connector, id_tag, started_at, meter_start_wh, last_meter_wh, last_meter_at)"
-                " VALUES(?, ?, ?, ?, ?, ?)", (c.id, id_tag, format_time(now), meter_start, meter_start, format_time(now)))
-            local_id = cur.lastrowid
-            store.enqueue(self._db, str(uuid.uuid4()), local_id, "StartTransaction",
-                          {"connectorId": c.id, "idTag": id_tag, "meterStart": meter_start,
-                           "timestamp": format_time(now)})
+        local_id = self._book.begin(c.id, id_tag, meter_start, now)
         c.session = Session(local_id, id_tag, parent, meter_start, now)
         self._wake_queue()
         self._evse(SetContactor(c.id, not c.faulted))
@@ -369,7 +361,9 @@ class TransactionManager(pykka.ThreadingActor):
         reading = self._readings.get(c.id)
         meter_stop = reading.energy_wh if reading else session.meter_start_wh
         self._evse(SetContactor(c.id, False))
-        self._queue_stop(session.local_id, id_tag, meter_stop, self._clock.now(), reason, reading, session)
+        now = self._clock.now()
+        self._book.stop(session.local_id, id_tag, meter_stop, now, reason,
+                        self._transaction_data(session, reading, meter_stop, now))
         self._wake_queue()
         c.session = None
         c.finishing = c.plugged
@@ -380,22 +374,15 @@ class TransactionManager(pykka.ThreadingActor):
         self._tell("meter", TransactionEnded(c.id, session.local_id))
         log.info("transaction %s stopped on connector %s (%s) at %s Wh", session.local_id, c.id, reason, meter_stop)
 
-    def _queue_stop(self, local_id: int, id_tag: str | None, meter_stop: int, at, reason: str,
-                    reading: MeterReading | None, session: Session | None) -> None:
-        payload: dict = {"meterStop": meter_stop, "timestamp": format_time(at), "reason": reason}
-        if id_tag:
-            payload["idTag"] = id_tag
+    def _transaction_data(self, session: Session, reading: MeterReading | None, meter_stop: int, at) -> list:
+        """StopTxnSampledData as Transaction.Begin/End values (OCPP 1.6 errata 3.16.6); empty key: none."""
         measurands = measurand_list(self._config["StopTxnSampledData"])
-        if measurands and session is not None:  # OCPP 1.6 errata 3.16.6: Transaction.Begin/End values
-            begin = MeterReading(0, session.meter_start_wh, ())
-            data = [meter_value(begin, tuple(m for m in measurands if m == ENERGY), "Transaction.Begin",
-                                session.started_at),
-                    meter_value(reading or MeterReading(0, meter_stop, ()), measurands, "Transaction.End", at)]
-            payload["transactionData"] = [d for d in data if d]
-        with store.Transaction(self._db):
-            self._db.execute("UPDATE transactions SET stopped_at=?, stop_reason=?, meter_stop_wh=?, stop_id_tag=?"
-                             " WHERE local_id=?", (format_time(at), reason, meter_stop, id_tag, local_id))
-            store.enqueue(self._db, str(uuid.uuid4()), local_id, "StopTransaction", payload)
+        if not measurands:
+            return []
+        begin = meter_value(MeterReading(0, session.meter_start_wh, ()), tuple(m for m in measurands if m == ENERGY),
+                            "Transaction.Begin", session.started_at)
+        end = meter_value(reading or MeterReading(0, meter_stop, ()), measurands, "Transaction.End", at)
+        return [d for d in (begin, end) if d]
 
     def _id_assigned(self, local_id: int, transaction_id: int, info: Any) -> None:
         for c in self._connectors.values():
