@@ -22,6 +22,7 @@ class Session:
     started_at: datetime
     transaction_id: int | None = None
     suspended_evse: bool = False  # energy withheld (e.g. StartTransaction answered Invalid)
+    invalid: bool = False  # the CSMS said the idTag is not valid; MaxEnergyOnInvalidId applies
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 import pykka
 
 from hal import EvseController, HalError
-from messages.events import (HealthCheck, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, Peers, PlugConnected,
+from messages.events import (HealthCheck, MainsPowerChanged, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, Peers, PlugConnected,
                              PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus)
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class EvseDevice(pykka.ThreadingActor):
             case Peers():
                 self._peers = message
                 self._open()
-            case PlugConnected() | PlugDisconnected() | EvDrawChanged() | ConnectorFaultChanged():
+            case PlugConnected() | PlugDisconnected() | EvDrawChanged() | ConnectorFaultChanged() | MainsPowerChanged():
                 self._peers.transactions.tell(message)
             case SetContactor(connector, closed):
                 self._call(connector, self._driver.set_contactor, connector, closed)

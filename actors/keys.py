@@ -42,6 +42,7 @@ def _specs(connectors: int, fixed_cable: bool) -> list[KeySpec]:
     measurand_list = dict(kind="csl", items=MEASURANDS, max_items=len(MEASURANDS))
     return [
         KeySpec("AllowOfflineTxForUnknownId", "bool", False),
+        KeySpec("AuthorizationCacheEnabled", "bool", True),
         KeySpec("AuthorizeRemoteTxRequests", "bool", True),
         KeySpec("ClockAlignedDataInterval", "int", 0, minimum=0, maximum=86400),
         KeySpec("ConnectionTimeOut", "int", 60, minimum=1, maximum=3600),
@@ -50,6 +51,7 @@ def _specs(connectors: int, fixed_cable: bool) -> list[KeySpec]:
         KeySpec("HeartbeatInterval", "int", 300, minimum=0, maximum=86400),
         KeySpec("LocalAuthorizeOffline", "bool", True),
         KeySpec("LocalPreAuthorize", "bool", False),
+        KeySpec("MaxEnergyOnInvalidId", "int", 0, minimum=0, maximum=1_000_000),
         KeySpec("MeterValuesAlignedData", default="Energy.Active.Import.Register", **measurand_list),
         KeySpec("MeterValuesAlignedDataMaxLength", "int", len(MEASURANDS), readonly=True),
         KeySpec("MeterValuesSampledData", default="Energy.Active.Import.Register", **measurand_list),

@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -22,6 +23,7 @@ import pykka.debug
 
 from actors import keys as keyreg
 from actors import sdnotify, store
+from actors.authorization import Authorization
 from actors.boot import BootNotifier
 from actors.clock import StationClock, parse_time
 from actors.configuration import Configuration, effective_values
@@ -29,6 +31,7 @@ from actors.evse import EvseDevice
 from actors.link import Link
 from actors.meter import MeterSampler
 from actors.meter_device import MeterDevice
+from actors.reset import ResetManager
 from actors.rfid import RfidListener
 from actors.settings import Settings, SettingsError, load
 from actors.status import StatusDebouncer
@@ -43,12 +46,15 @@ from messages.frozen import FrozenDict
 log = logging.getLogger("station")
 
 EXIT_OK, EXIT_CONFIG, EXIT_ACTOR_DIED, EXIT_RESET = 0, 2, 70, 75
+STOP_DEADLINE_S = 30.0
 
 
 @dataclass
 class Station:
     settings: Settings
     scheduler: Scheduler | None = None
+    exit_code: int = 0
+    exit_requested: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
         s = self.settings
@@ -75,26 +81,37 @@ class Station:
         refs["status"] = StatusDebouncer.start(refs["link"], config["MinimumStatusDuration"], sch)
         refs["txqueue"] = TransactionMessageQueue.start(db_path, config, s.queue_max_messages, sch)
         refs["transactions"] = TransactionManager.start(db_path, s.station.connectors, s.station.fixed_cable, config,
-                                                        self.clock, sch)
+                                                        self.clock, sch, s.station.backup_power)
+        refs["authorization"] = Authorization.start(db_path, refs["link"], config, self.clock)
+        refs["reset"] = ResetManager.start(self.request_exit, sch)
         refs["meter"] = MeterSampler.start(db_path, config, self.clock, sch)
         refs["boot"] = BootNotifier.start(db_path, s.station, self.clock, refs["link"],
-                                          (refs["link"], refs["status"], refs["txqueue"]),
+                                          (refs["link"], refs["status"], refs["txqueue"], refs["authorization"]),
                                           config["HeartbeatInterval"], sch)
         refs["evse"] = EvseDevice.start(drivers["evse"])
         refs["meter_device"] = MeterDevice.start(drivers["meter"], s.station.connectors, config, scheduler=sch)
         refs["rfid"] = RfidListener.start(drivers["rfid"])
         refs["configuration"] = Configuration.start(db_path, specs, config, tuple(
-            refs[n] for n in ("link", "boot", "status", "txqueue", "transactions", "meter", "meter_device")))
+            refs[n] for n in ("link", "boot", "status", "txqueue", "transactions", "meter", "meter_device",
+                              "authorization")))
         self.refs = refs
 
         peers = Peers(FrozenDict(refs))
-        for name in ("txqueue", "transactions", "meter", "evse", "meter_device", "rfid"):
+        for name in ("txqueue", "transactions", "meter", "evse", "meter_device", "rfid", "reset"):
             refs[name].tell(peers)
-        routes = FrozenDict({
-            "GetConfiguration": refs["configuration"], "ChangeConfiguration": refs["configuration"],
-            "RemoteStartTransaction": refs["transactions"], "RemoteStopTransaction": refs["transactions"],
-        })
-        refs["link"].tell(LinkWiring(routes, (refs["boot"], refs["status"], refs["txqueue"], refs["transactions"])))
+        handlers = {"configuration": ("GetConfiguration", "ChangeConfiguration"),
+                    "transactions": ("RemoteStartTransaction", "RemoteStopTransaction", "UnlockConnector",
+                                     "ChangeAvailability"),
+                    "authorization": ("ClearCache",),
+                    "reset": ("Reset",)}
+        routes = FrozenDict({action: refs[name] for name, actions in handlers.items() for action in actions})
+        refs["link"].tell(LinkWiring(routes, tuple(refs[n] for n in ("boot", "status", "txqueue", "transactions",
+                                                                      "authorization"))))
+
+    def request_exit(self, code: int) -> None:
+        """Called by an actor (ResetManager) to end the process with `code`; thread-safe."""
+        self.exit_code = code
+        self.exit_requested.set()
 
     def healthy(self, timeout_s: float = 5.0) -> bool:
         """Every actor alive and answering (its inbox is moving)."""
@@ -106,8 +123,8 @@ class Station:
 
     def stop(self) -> None:
         """Ordered shutdown: first the link (no new requests), then producers, then devices."""
-        order = ("link", "boot", "status", "configuration", "transactions", "meter", "txqueue", "rfid",
-                 "meter_device", "evse")
+        order = ("link", "boot", "status", "configuration", "reset", "transactions", "authorization", "meter",
+                 "txqueue", "rfid", "meter_device", "evse")
         for name in order:
             ref = self.refs.get(name)
             if ref is not None:
@@ -148,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     setup_logging(settings)
 
-    stop = threading.Event()
+    station = Station(settings)
+    stop = station.exit_requested
     exit_code = [EXIT_OK]
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -159,7 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
 
-    station = Station(settings)
     try:
         station.start()
     except (store.StorageError, OSError, ValueError) as exc:
@@ -175,9 +192,15 @@ def main(argv: list[str] | None = None) -> int:
             log.error("an actor died or stopped answering: exiting so the supervisor restarts the station")
             exit_code[0] = EXIT_ACTOR_DIED
             break
+    if station.exit_code:
+        exit_code[0] = station.exit_code
     sdnotify.stopping()
+    # However the graceful stop goes, the process ends: a Hard reset must complete (OCPP 1.6 §5.14).
+    deadline = threading.Timer(STOP_DEADLINE_S, lambda: os._exit(exit_code[0] or EXIT_ACTOR_DIED))
+    deadline.daemon = True
+    deadline.start()
     station.stop()
-    log.info("stopped")
+    log.info("stopped (exit status %d)", exit_code[0])
     return exit_code[0]
 
 

@@ -10,6 +10,7 @@ tables:
 | meta            | StationClock (last known time), Station (boot counter)       |
 | transactions    | TransactionManager                                           |
 | connectors      | TransactionManager (availability, persisted per OCPP 1.6 §4.9) |
+| auth_cache      | Authorization                                                |
 | transaction_ids | TransactionMessageQueue (local transaction -> CSMS transactionId) |
 | tx_queue        | producers append (TransactionManager, MeterSampler) in the same SQLite |
 |                 | transaction as the state they describe; TransactionMessageQueue  |
@@ -61,6 +62,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE transaction_ids (
         local_id INTEGER PRIMARY KEY,         -- our transaction number
         transaction_id INTEGER NOT NULL       -- the CSMS's, from StartTransaction.conf (-1: never answered)
+    );
+    """,
+    # 2: the authorization cache (OCPP 1.6 §3.4.1; persists across reboots and power loss: errata 3.4)
+    """
+    CREATE TABLE auth_cache (
+        id_tag TEXT PRIMARY KEY COLLATE NOCASE, -- IdToken is a CiString20: case-insensitive
+        status TEXT NOT NULL,                   -- the last idTagInfo.status the CSMS gave
+        expiry_date TEXT,
+        parent_id_tag TEXT,
+        updated_at TEXT NOT NULL
     );
     """,
 )

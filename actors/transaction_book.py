@@ -37,6 +37,16 @@ class TransactionBook:
         """connector (0 = station) -> operative, as last set by ChangeAvailability."""
         return {c: a == "Operative" for c, a in self._db.execute("SELECT connector, availability FROM connectors")}
 
+    def operative(self, connector: int) -> bool:
+        row = self._db.execute("SELECT availability FROM connectors WHERE connector=?", (connector,)).fetchone()
+        return row is None or row[0] == "Operative"
+
+    def set_availability(self, connector: int, operative: bool) -> None:
+        with store.Transaction(self._db):
+            self._db.execute("INSERT INTO connectors(connector, availability) VALUES(?, ?) ON CONFLICT(connector)"
+                             " DO UPDATE SET availability=excluded.availability",
+                             (connector, "Operative" if operative else "Inoperative"))
+
     def interrupted(self) -> list[Interrupted]:
         out = []
         for r in store.rows(self._db, "SELECT * FROM transactions WHERE stopped_at IS NULL ORDER BY local_id"):

@@ -21,28 +21,29 @@ import pykka
 from actors import store
 from actors.clock import StationClock
 from actors.connector import Connector, Session, station_status
+from actors.connector_requests import ConnectorRequests
 from actors.transaction_book import TransactionBook
 from actors.meterdata import ENERGY, measurand_list, meter_value
 from actors.ticker import Scheduler, Ticker
-from messages.events import (HealthCheck, CallAnswered, CallFailed, CallReceived, CardPresented, ConfigurationChanged,
+from messages.events import (AuthorizeTag, HealthCheck, MainsPowerChanged, ShutDown,
+                             StopAllTransactions, TagAuthorized, CallReceived, CardPresented, ConfigurationChanged,
                              ConnectorFaultChanged, ConnectorLockResult, ConnectorStatusChanged, Due, EvDrawChanged,
                              LinkDown, LinkUp, MeterReading, MeterSampled, Peers, PlugConnected, PlugDisconnected,
-                             ReplyResult, SendCall, SetConnectorLock, SetContactor, ShowStatus, TransactionBegan,
+                             ReplyResult, SetConnectorLock, SetContactor, ShowStatus, TransactionBegan,
                              TransactionEnded, TransactionIdAssigned, TransactionMessageDropped,
                              TransactionMessagesQueued)
 from messages.frozen import freeze
 
 log = logging.getLogger(__name__)
 
-DEFERRED_STOP_S = 5.0  # longest wait for a StartTransaction.conf a RemoteStop overtook
 
-
-class TransactionManager(pykka.ThreadingActor):
+class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
     def __init__(self, db_path: str, connectors: int, fixed_cable: bool, config: Any, clock: StationClock,
-                 scheduler: Scheduler | None = None):
+                 scheduler: Scheduler | None = None, backup_power: bool = False):
         super().__init__()
         self._db_path = db_path
         self._fixed_cable = fixed_cable
+        self._backup_power = backup_power
         self._config = dict(config)
         self._clock = clock
         self._scheduler = scheduler
@@ -54,6 +55,7 @@ class TransactionManager(pykka.ThreadingActor):
         self._station_operative = True
         self._pending_start: dict[str, tuple[str, str | None]] = {}  # lock request -> (idTag, parent)
         self._connection_timers: dict[int, int] = {}  # connector -> ConnectionTimeOut timer
+        self._unlocks: dict[str, tuple] = {}  # UnlockConnector unique id -> (reply_to, deadline timer)
         self._deferred_stops: dict[str, tuple] = {}  # RemoteStop unique id -> (payload, reply_to, timer)
 
     # --- life cycle --------------------------------------------------------------------------
@@ -62,11 +64,10 @@ class TransactionManager(pykka.ThreadingActor):
         self._ticker = Ticker(self.actor_ref, self._scheduler)
         self._db = store.open_database(self._db_path)
         self._book = TransactionBook(self._db)
-        for connector, operative in self._book.availability().items():
-            if connector == 0:
-                self._station_operative = operative
-            elif connector in self._connectors:
-                self._connectors[connector].operative = operative
+        availability = self._book.availability()
+        self._station_operative = availability.get(0, True)
+        for c in self._connectors.values():
+            c.operative = availability.get(c.id, True) and self._station_operative
 
     def on_stop(self) -> None:
         self._ticker.cancel_all()
@@ -123,14 +124,23 @@ class TransactionManager(pykka.ThreadingActor):
                 self._remote_stop_request(uid, payload, reply_to)
             case Due("remote_stop_deadline", _, uid):
                 self._answer_deferred_stop(uid, "Rejected")
-            case CallAnswered("Authorize", payload, tag):
-                self._authorized(tag, payload["idTagInfo"])
-            case CallFailed("Authorize", reason, tag):
-                self._authorize_failed(tag, reason)
+            case TagAuthorized(_, info, _, tag):
+                self._authorized(tag, info)
             case ConnectorLockResult(c, True, ok, request_id) if c in self._connectors:
                 self._locked(self._connectors[c], ok, request_id)
-            case ConnectorLockResult():
-                pass
+            case ConnectorLockResult(c, False, ok, request_id):
+                self._unlocked(request_id, ok)
+            case CallReceived(uid, "UnlockConnector", payload, reply_to):
+                self._unlock_request(uid, payload["connectorId"], reply_to)
+            case Due("unlock_deadline", _, uid):
+                self._unlocked(uid, False)
+            case CallReceived(uid, "ChangeAvailability", payload, reply_to):
+                status = self._change_availability(payload["connectorId"], payload["type"] == "Operative")
+                reply_to.tell(ReplyResult(uid, "ChangeAvailability", freeze({"status": status})))
+            case StopAllTransactions(reason, reply_to):
+                self._stop_all(reason, reply_to)
+            case MainsPowerChanged(on):
+                self._mains(on)
             case TransactionMessageDropped():
                 pass  # logged by the queue; the session goes on
             case TransactionIdAssigned(local_id, transaction_id, id_tag_info):
@@ -174,6 +184,8 @@ class TransactionManager(pykka.ThreadingActor):
         c = self._connectors.get(reading.connector)
         if c is not None and c.session is not None:
             self._book.meter(c.session.local_id, reading.energy_wh, reading.taken_at or self._clock.now())
+            if c.session.invalid:
+                self._limit_invalid(c)
 
     # --- identification and authorization --------------------------------------------------------
 
@@ -195,7 +207,7 @@ class TransactionManager(pykka.ThreadingActor):
         self._authorize(id_tag, ("card", id_tag, target))
 
     def _authorize(self, id_tag: str, tag: tuple) -> None:
-        self._tell("link", SendCall("Authorize", freeze({"idTag": id_tag}), self.actor_ref, tag))
+        self._tell("authorization", AuthorizeTag(id_tag, self.actor_ref, tag))
 
     def _authorized(self, tag: tuple, info: Any) -> None:
         kind, id_tag, target = tag
@@ -217,20 +229,6 @@ class TransactionManager(pykka.ThreadingActor):
             self._publish(c.id)
             return
         self._authorize_connector(c, id_tag, parent)
-
-    def _authorize_failed(self, tag: tuple, reason: str) -> None:
-        kind, id_tag, target = tag
-        c = self._connectors.get(target) if target is not None else None
-        if c is None:
-            return
-        self._clear_authorizing(target, id_tag)
-        # OCPP 1.6 §3.4: offline, an unknown idTag may start only when AllowOfflineTxForUnknownId.
-        if not self._online and self._config["AllowOfflineTxForUnknownId"]:
-            log.info("offline: accepting unknown idTag %s (AllowOfflineTxForUnknownId)", id_tag)
-            self._authorize_connector(c, id_tag, None)
-        else:
-            log.info("idTag %s could not be authorized (%s)", id_tag, reason)
-            self._publish(c.id)
 
     def _clear_authorizing(self, target: int | None, id_tag: str) -> None:
         c = self._connectors.get(target) if target is not None else None
@@ -263,58 +261,6 @@ class TransactionManager(pykka.ThreadingActor):
         if prefer_plugged:
             free.sort(key=lambda c: not c.plugged)
         return free[0] if free else None
-
-    # --- remote control --------------------------------------------------------------------------
-
-    def _remote_start(self, payload: Any) -> str:
-        """OCPP 1.6 §5.11: Accepted means "will try"; connectorId 0 is not a connector."""
-        connector_id = payload.get("connectorId")
-        if connector_id is not None:
-            c = self._connectors.get(connector_id)
-            if c is None or c.busy or c.authorizing_tag is not None:
-                return "Rejected"
-        else:
-            c = self._free_connector(prefer_plugged=True)
-            if c is None:
-                return "Rejected"
-        id_tag = payload["idTag"]
-        if self._config["AuthorizeRemoteTxRequests"]:
-            c.authorizing_tag = id_tag
-            self._authorize(id_tag, ("remote", id_tag, c.id))
-            self._publish(c.id)
-        else:
-            self._authorize_connector(c, id_tag, None)
-        return "Accepted"
-
-    def _remote_stop_request(self, uid: str, payload: Any, reply_to: Any) -> None:
-        status = self._remote_stop(payload)
-        if status == "Rejected" and any(c.session and c.session.transaction_id is None
-                                        for c in self._connectors.values()):
-            # The CSMS learnt this id from a StartTransaction.conf that may still be on its way to
-            # us through the message queue (CALLs reach this actor by a shorter path): wait for it.
-            timer = self._ticker.after(DEFERRED_STOP_S, Due("remote_stop_deadline", 0, uid))
-            self._deferred_stops[uid] = (payload, reply_to, timer)
-            return
-        reply_to.tell(ReplyResult(uid, "RemoteStopTransaction", freeze({"status": status})))
-
-    def _retry_deferred_stops(self) -> None:
-        for uid, (payload, reply_to, timer) in list(self._deferred_stops.items()):
-            if self._remote_stop(payload) == "Accepted":
-                self._ticker.cancel(timer)
-                self._answer_deferred_stop(uid, "Accepted")
-
-    def _answer_deferred_stop(self, uid: str, status: str) -> None:
-        deferred = self._deferred_stops.pop(uid, None)
-        if deferred is not None:
-            deferred[1].tell(ReplyResult(uid, "RemoteStopTransaction", freeze({"status": status})))
-
-    def _remote_stop(self, payload: Any) -> str:
-        for c in self._connectors.values():
-            if c.session is not None and c.session.transaction_id == payload["transactionId"]:
-                self._stop_transaction(c, "Remote", None)
-                self._publish(c.id)
-                return "Accepted"
-        return "Rejected"
 
     # --- starting and stopping ---------------------------------------------------------------------
 
@@ -390,14 +336,39 @@ class TransactionManager(pykka.ThreadingActor):
             if s is None or s.local_id != local_id:
                 continue
             s.transaction_id = transaction_id
-            status = info.get("status", "Accepted") if info else "Accepted"
-            if status != "Accepted":  # OCPP 1.6 errata 3.5/3.17
+            info = info or {}
+            if info.get("parentIdTag") and not s.parent_id_tag:
+                s.parent_id_tag = info["parentIdTag"]
+            status = info.get("status", "Accepted")
+            if status == "ConcurrentTx":
+                # A StartTransaction re-sent after a crash looks to the CSMS like a second session
+                # of the same tag: never end a session that is really running for that.
+                log.warning("StartTransaction of %s answered ConcurrentTx: the session goes on", local_id)
+            elif status != "Accepted":  # OCPP 1.6 §3.5, errata 3.5/3.17
                 if self._config["StopTransactionOnInvalidId"]:
                     self._stop_transaction(c, "DeAuthorized", None)
                 else:
-                    s.suspended_evse = True
-                    self._evse(SetContactor(c.id, False))
+                    s.invalid = True
+                    self._limit_invalid(c)
             self._publish(c.id)
+
+    def _limit_invalid(self, c: Connector) -> None:
+        """StopTransactionOnInvalidId=false: energy up to MaxEnergyOnInvalidId, then SuspendedEVSE."""
+        s = c.session
+        reading = self._readings.get(c.id)
+        used = (reading.energy_wh if reading else s.meter_start_wh) - s.meter_start_wh
+        if not s.suspended_evse and used >= self._config["MaxEnergyOnInvalidId"]:
+            s.suspended_evse = True
+            self._evse(SetContactor(c.id, False))
+            self._publish(c.id)
+
+    def _mains(self, on: bool) -> None:
+        """Mains power lost: with back-up power, stop every transaction (PowerLoss) and shut down
+        cleanly (OCTT TC_032_1); without it this process dies with the controller anyway."""
+        if on or not self._backup_power:
+            return
+        log.warning("mains power lost: stopping transactions on back-up power")
+        self._tell("reset", ShutDown("PowerLoss", 0, 10.0))
 
     # --- output ----------------------------------------------------------------------------------
 

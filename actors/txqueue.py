@@ -31,7 +31,7 @@ import pykka
 
 from actors import store
 from actors.ticker import Scheduler, Ticker
-from messages.events import (HealthCheck, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp, Peers,
+from messages.events import (HealthCheck, IdTagInfoReceived, NotifyWhenDrained, QueueDrained, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp, Peers,
                              RegistrationChanged, SendCall, TransactionIdAssigned, TransactionMessageDropped,
                              TransactionMessagesQueued)
 from messages.frozen import freeze
@@ -52,6 +52,7 @@ class TransactionMessageQueue(pykka.ThreadingActor):
         self._online = False
         self._in_flight: int | None = None
         self._retry_timer: int | None = None
+        self._drain_waiters: list = []  # refs waiting for QueueDrained
 
     def on_start(self) -> None:
         self._ticker = Ticker(self.actor_ref, self._scheduler)
@@ -91,6 +92,12 @@ class TransactionMessageQueue(pykka.ThreadingActor):
                 self._retry_interval_s = int(value)
             case ConfigurationChanged():
                 pass
+            case NotifyWhenDrained(reply_to):
+                if store.queue_length(self._db) == 0:
+                    reply_to.tell(QueueDrained())
+                else:
+                    self._drain_waiters.append(reply_to)
+                    self._pump()
             case "length":
                 return store.queue_length(self._db)
             case _:
@@ -101,6 +108,10 @@ class TransactionMessageQueue(pykka.ThreadingActor):
             return
         row = self._db.execute("SELECT seq, unique_id, local_id, action, payload FROM tx_queue ORDER BY seq LIMIT 1"
                                ).fetchone()
+        if row is None:
+            for ref in self._drain_waiters:
+                ref.tell(QueueDrained())
+            self._drain_waiters = []
         if row is None or self._peers is None:
             return
         seq, unique_id, local_id, action, text = row
@@ -117,6 +128,8 @@ class TransactionMessageQueue(pykka.ThreadingActor):
             return
         self._in_flight = None
         local_id = self._local_id(seq)
+        row = self._db.execute("SELECT payload FROM tx_queue WHERE seq=?", (seq,)).fetchone()
+        sent = json.loads(row[0]) if row else {}
         with store.Transaction(self._db):
             if action == "StartTransaction":
                 self._db.execute("INSERT OR REPLACE INTO transaction_ids(local_id, transaction_id) VALUES(?, ?)",
@@ -125,6 +138,8 @@ class TransactionMessageQueue(pykka.ThreadingActor):
         if action == "StartTransaction" and self._peers is not None:
             self._peers.transactions.tell(TransactionIdAssigned(local_id, payload["transactionId"],
                                                                 payload["idTagInfo"]))
+        if payload.get("idTagInfo") and sent.get("idTag") and self._peers is not None:
+            self._peers.authorization.tell(IdTagInfoReceived(sent["idTag"], payload["idTagInfo"]))
         self._pump()
 
     def _failed(self, seq: int, action: str, reason: str, detail: str) -> None:

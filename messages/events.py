@@ -344,3 +344,80 @@ class Stop:
     """Stop and say goodbye: used by ordered shutdown."""
 
     reason: str = field(default="")
+
+
+# --- authorization -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthorizeTag:
+    """Ask the Authorization actor whether `id_tag` may charge; it answers TagAuthorized(tag, ...)."""
+
+    id_tag: str
+    reply_to: Any
+    tag: Any = None
+
+
+@dataclass(frozen=True)
+class TagAuthorized:
+    """The verdict: `info` is an OCPP IdTagInfo (status, parentIdTag, expiryDate); `source` says
+    where it came from: "csms", "cache", "offline-unknown" or "offline"."""
+
+    id_tag: str
+    info: Any
+    source: str
+    tag: Any = None
+
+
+@dataclass(frozen=True)
+class IdTagInfoReceived:
+    """An idTagInfo the CSMS sent in Start/StopTransaction.conf: it refreshes the cache (§3.4.1)."""
+
+    id_tag: str
+    info: Any
+
+
+# --- power and reset -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MainsPowerChanged:
+    """Mains power went away (on=False) or came back; the station runs on back-up power meanwhile."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class StopAllTransactions:
+    """Stop every running transaction with `reason` (Reset, power loss), then tell `reply_to`
+    AllTransactionsStopped."""
+
+    reason: str
+    reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class AllTransactionsStopped:
+    count: int
+
+
+@dataclass(frozen=True)
+class QueueDrained:
+    """The transaction message queue is empty (answer to "notify_when_drained")."""
+
+
+@dataclass(frozen=True)
+class ShutDown:
+    """Stop the station process: stop transactions with `reason`, let the queue drain for at most
+    `grace_s`, then exit with `exit_code` (75: restart now, a Reset; 0: clean stop)."""
+
+    reason: str
+    exit_code: int
+    grace_s: float
+
+
+@dataclass(frozen=True)
+class NotifyWhenDrained:
+    """Ask the transaction message queue to tell `reply_to` QueueDrained once it is empty."""
+
+    reply_to: Any

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from hal import ConnectorHardwareState, Emit, HalError
 from hal.sim.simulator import Simulator
-from messages.events import CardPresented, MeterReading, SampledValue
+from messages.events import MainsPowerChanged, CardPresented, MeterReading, SampledValue
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ class SimEvse:
     def open(self, emit: Emit) -> None:
         self._emit = emit
         self._sim.attach_evse(emit)
+        # The EVSE controller is what notices mains going away (its supply monitor).
+        self._sim.on_power_cut(lambda: self._emit and self._emit(MainsPowerChanged(False)))
 
     def close(self) -> None:
         if self._emit is not None:

@@ -10,7 +10,8 @@ import pytest
 from actors import keys, store
 from actors.clock import StationClock
 from actors.ticker import ManualScheduler
-from actors.transactions import DEFERRED_STOP_S, TransactionManager
+from actors.connector_requests import DEFERRED_STOP_S
+from actors.transactions import TransactionManager
 from messages.events import (CallAnswered, CallFailed, CallReceived, CardPresented, ConnectorFaultChanged,
                              ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, LinkDown, LinkUp, MeterReading,
                              MeterSampled, Peers, PlugConnected, PlugDisconnected, ReplyResult, SendCall,
