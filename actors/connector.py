@@ -23,6 +23,7 @@ class Session:
     transaction_id: int | None = None
     suspended_evse: bool = False  # energy withheld (e.g. StartTransaction answered Invalid)
     invalid: bool = False  # the CSMS said the idTag is not valid; MaxEnergyOnInvalidId applies
+    transaction_data: list = field(default_factory=list)  # StopTxn*Data values, for StopTransaction
 
 
 @dataclass

@@ -24,7 +24,7 @@ from actors import store
 from actors.clock import StationClock
 from actors.meterdata import measurand_list, meter_value
 from actors.ticker import Scheduler, Ticker
-from messages.events import (HealthCheck, ConfigurationChanged, Due, MeterReading, MeterSampled, Peers, SendCall,
+from messages.events import (HealthCheck, TransactionDataSampled, ConfigurationChanged, Due, MeterReading, MeterSampled, Peers, SendCall,
                              TransactionBegan, TransactionEnded, TransactionMessagesQueued)
 from messages.frozen import freeze
 
@@ -113,7 +113,16 @@ class MeterSampler(pykka.ThreadingActor):
             at = start + step * n
         self._queue(connector, local_id, "Sample.Periodic", measurand_list(self._config["MeterValuesSampledData"]),
                     at)
+        self._for_stop(connector, local_id, "StopTxnSampledData", "Sample.Periodic", at)
         self._schedule_sample(connector, n + 1)
+
+    def _for_stop(self, connector: int, local_id: int, key: str, context: str, at: datetime) -> None:
+        """StopTxn*Data: the same instants, other measurands, kept for StopTransaction.transactionData."""
+        reading = self._readings.get(connector)
+        measurands = measurand_list(self._config[key])
+        mv = meter_value(reading, measurands, context, at) if reading and measurands else None
+        if mv is not None and self._peers is not None:
+            self._peers.transactions.tell(TransactionDataSampled(connector, local_id, freeze(mv)))
 
     def _schedule_aligned(self) -> None:
         self._aligned_generation += 1
@@ -135,6 +144,7 @@ class MeterSampler(pykka.ThreadingActor):
             session = self._sessions.get(connector)
             if session is not None:
                 self._queue(connector, session[0], "Sample.Clock", measurands, boundary)
+                self._for_stop(connector, session[0], "StopTxnAlignedData", "Sample.Clock", boundary)
             elif self._peers is not None:
                 mv = meter_value(reading, measurands, "Sample.Clock", boundary)
                 if mv:

@@ -117,7 +117,7 @@ class Station:
         """Every actor alive and answering (its inbox is moving)."""
         try:
             futures = [ref.ask(HealthCheck(), block=False) for ref in self.refs.values()]
-            return all(f.get(timeout=timeout_s) for f in futures)
+            return all(pykka.get_all(futures, timeout=timeout_s))
         except (pykka.ActorDeadError, pykka.Timeout):
             return False
 

@@ -25,16 +25,18 @@ from actors.connector_requests import ConnectorRequests
 from actors.transaction_book import TransactionBook
 from actors.meterdata import ENERGY, measurand_list, meter_value
 from actors.ticker import Scheduler, Ticker
-from messages.events import (AuthorizeTag, HealthCheck, MainsPowerChanged, ShutDown,
+from messages.events import (AuthorizeTag, TransactionDataSampled, HealthCheck, MainsPowerChanged, ShutDown,
                              StopAllTransactions, TagAuthorized, CallReceived, CardPresented, ConfigurationChanged,
                              ConnectorFaultChanged, ConnectorLockResult, ConnectorStatusChanged, Due, EvDrawChanged,
                              LinkDown, LinkUp, MeterReading, MeterSampled, Peers, PlugConnected, PlugDisconnected,
                              ReplyResult, SetConnectorLock, SetContactor, ShowStatus, TransactionBegan,
                              TransactionEnded, TransactionIdAssigned, TransactionMessageDropped,
                              TransactionMessagesQueued)
-from messages.frozen import freeze
+from messages.frozen import freeze, thaw
 
 log = logging.getLogger(__name__)
+
+MAX_TRANSACTION_DATA = 100  # MeterValues kept for one StopTransaction
 
 
 class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
@@ -141,6 +143,8 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
                 self._stop_all(reason, reply_to)
             case MainsPowerChanged(on):
                 self._mains(on)
+            case TransactionDataSampled(c, local_id, mv) if c in self._connectors:
+                self._keep_transaction_data(self._connectors[c], local_id, mv)
             case TransactionMessageDropped():
                 pass  # logged by the queue; the session goes on
             case TransactionIdAssigned(local_id, transaction_id, id_tag_info):
@@ -320,15 +324,25 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
         self._tell("meter", TransactionEnded(c.id, session.local_id))
         log.info("transaction %s stopped on connector %s (%s) at %s Wh", session.local_id, c.id, reason, meter_stop)
 
+    def _keep_transaction_data(self, c: Connector, local_id: int, mv: Any) -> None:
+        if c.session is None or c.session.local_id != local_id:
+            return
+        data = c.session.transaction_data
+        data.append(thaw(mv))
+        if len(data) > MAX_TRANSACTION_DATA:  # keep the span, halve the resolution
+            del data[1::2]
+
     def _transaction_data(self, session: Session, reading: MeterReading | None, meter_stop: int, at) -> list:
-        """StopTxnSampledData as Transaction.Begin/End values (OCPP 1.6 errata 3.16.6); empty key: none."""
+        """StopTransaction.transactionData (OCPP 1.6 §4.10, errata 3.14.5/3.16.6): Transaction.Begin,
+        the StopTxnSampledData / StopTxnAlignedData values, Transaction.End. Both keys empty: none."""
         measurands = measurand_list(self._config["StopTxnSampledData"])
-        if not measurands:
+        if not measurands and not measurand_list(self._config["StopTxnAlignedData"]):
             return []
         begin = meter_value(MeterReading(0, session.meter_start_wh, ()), tuple(m for m in measurands if m == ENERGY),
-                            "Transaction.Begin", session.started_at)
-        end = meter_value(reading or MeterReading(0, meter_stop, ()), measurands, "Transaction.End", at)
-        return [d for d in (begin, end) if d]
+                            "Transaction.Begin", session.started_at) if measurands else None
+        end = meter_value(reading or MeterReading(0, meter_stop, ()), measurands, "Transaction.End", at) \
+            if measurands else None
+        return [d for d in (begin, *session.transaction_data, end) if d]
 
     def _id_assigned(self, local_id: int, transaction_id: int, info: Any) -> None:
         for c in self._connectors.values():

@@ -421,3 +421,12 @@ class NotifyWhenDrained:
     """Ask the transaction message queue to tell `reply_to` QueueDrained once it is empty."""
 
     reply_to: Any
+
+
+@dataclass(frozen=True)
+class TransactionDataSampled:
+    """A MeterValue for StopTransaction.transactionData (StopTxnSampledData / StopTxnAlignedData)."""
+
+    connector: int
+    local_id: int
+    meter_value: Any
