@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +24,7 @@ from typing import Any
 import pykka
 
 from actors.ticker import Scheduler, Ticker
-from actors.vendors import VendorRegistry, VendorReply, run_handler
+from actors.vendors import HandlerWorkers, VendorRegistry, VendorReply, run_handler
 from messages.events import (CallAnswered, CallFailed, CallReceived, Due, HealthCheck, Peers, ReplyError,
                              ReplyResult, SendCall)
 from messages.frozen import freeze
@@ -72,39 +70,6 @@ class HandlerFinished:
     reply: VendorReply | None
 
 
-class _Workers:
-    """A fixed set of daemon worker threads handing out concurrent.futures.Future.
-
-    Not a ThreadPoolExecutor: its threads are joined at interpreter exit, even after
-    shutdown(wait=False), so one hung vendor handler would hang the station's exit."""
-
-    def __init__(self, count: int) -> None:
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._run, name=f"vendor-handler-{i}", daemon=True)
-                         for i in range(count)]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, fn, *args) -> Future:
-        future: Future = Future()
-        self._jobs.put((future, fn, args))
-        return future
-
-    def shutdown(self) -> None:
-        for _ in self._threads:
-            self._jobs.put(None)
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            future, fn, args = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:  # run_handler never raises; keep the thread alive regardless
-                future.set_exception(exc)
-
-
 @dataclass
 class _Job:
     unique_id: str
@@ -131,7 +96,7 @@ class DataTransfer(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         self._ticker = Ticker(self.actor_ref, self._scheduler)
-        self._workers = _Workers(self._worker_count)
+        self._workers = HandlerWorkers(self._worker_count)
 
     def on_stop(self) -> None:
         self._ticker.cancel_all()

@@ -56,6 +56,7 @@ class Link(pykka.ThreadingActor):
         self._ticker = Ticker(self.actor_ref, self._scheduler)
         self._conn = self._connection_factory(self._csms, self._cp_id, self._inbound, self.actor_ref.tell,
                                               self._ping_interval_s)
+        self._replier = Replier(self._send)
 
     def on_stop(self) -> None:
         self._ticker.cancel_all()
@@ -78,8 +79,8 @@ class Link(pykka.ThreadingActor):
                 self._pump()
             case ReplyResult(unique_id, action, payload):
                 self._reply(unique_id, action, payload)
-            case ReplyError(unique_id, code, description):
-                self._send(ocppj.encode(ocppj.CallError(unique_id, code, description, {})))
+            case ReplyError():
+                self._replier.tell(message)
             case ocppj.CallResult() | ocppj.CallError():
                 self._response(message)
             case CallTimeoutDue(unique_id):
@@ -139,7 +140,7 @@ class Link(pykka.ThreadingActor):
             self._send(ocppj.encode(ocppj.CallError(frame.unique_id, exc.code.value, exc.description, {})))
             return
         try:
-            route.tell(CallReceived(frame.unique_id, frame.action, freeze(frame.payload), self.actor_ref))
+            route.tell(CallReceived(frame.unique_id, frame.action, freeze(frame.payload), self._replier))
         except pykka.ActorDeadError:
             self._send(ocppj.encode(ocppj.CallError(frame.unique_id, "InternalError", "handler not running", {})))
 
@@ -156,13 +157,7 @@ class Link(pykka.ThreadingActor):
     # --- actor side ----------------------------------------------------------------------------
 
     def _reply(self, unique_id: str, action: str, payload: Any) -> None:
-        try:
-            validation.validate(action, _thawed(payload), response=True)
-        except validation.SchemaViolation as exc:
-            log.error("our %s.conf is invalid (%s): answering InternalError", action, exc.description)
-            self._send(ocppj.encode(ocppj.CallError(unique_id, "InternalError", "invalid response", {})))
-            return
-        self._send(ocppj.encode(ocppj.CallResult(unique_id, payload)))
+        self._replier.tell(ReplyResult(unique_id, action, payload))
 
     def _pump(self) -> None:
         if self._in_flight is not None or self._generation <= 0:
@@ -233,4 +228,33 @@ class Link(pykka.ThreadingActor):
             except pykka.ActorDeadError:
                 pass
 
+
+class Replier:
+    """The `reply_to` of a CallReceived: answers the CSMS from the handler's own thread.
+
+    Looks like an ActorRef (`tell`), but validates, encodes and sends at once through the
+    connection (whose send is thread-safe) instead of queueing behind the Link actor: one thread
+    hop less on every reply. It holds no state, so any actor may use it.
+    """
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send):
+        self._send = send
+
+    def tell(self, message: Any) -> None:
+        match message:
+            case ReplyResult(unique_id, action, payload):
+                wire = _thawed(payload)
+                try:
+                    validation.validate(action, wire, response=True)
+                except validation.SchemaViolation as exc:
+                    log.error("our %s.conf is invalid (%s): answering InternalError", action, exc.description)
+                    self._send(ocppj.encode(ocppj.CallError(unique_id, "InternalError", "invalid response", {})))
+                    return
+                self._send(ocppj.encode(ocppj.CallResult(unique_id, wire)))
+            case ReplyError(unique_id, code, description):
+                self._send(ocppj.encode(ocppj.CallError(unique_id, code, description, {})))
+            case _:
+                log.warning("Replier: not a reply: %r", message)
 

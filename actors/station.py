@@ -47,6 +47,7 @@ log = logging.getLogger("station")
 
 EXIT_OK, EXIT_CONFIG, EXIT_ACTOR_DIED, EXIT_RESET = 0, 2, 70, 75
 STOP_DEADLINE_S = 30.0
+DEVICE_ACTORS = ("evse", "meter_device", "rfid")
 
 
 @dataclass
@@ -114,12 +115,17 @@ class Station:
         self.exit_requested.set()
 
     def healthy(self, timeout_s: float = 5.0) -> bool:
-        """Every actor alive and answering (its inbox is moving)."""
+        """Every actor alive, and every actor on the OCPP path answering (its inbox is moving).
+
+        A device actor may legitimately be stuck in a stalled device for many seconds (its own
+        fault handling reports that): it only has to be alive."""
+        core = {n: r for n, r in self.refs.items() if n not in DEVICE_ACTORS}
         try:
-            futures = [ref.ask(HealthCheck(), block=False) for ref in self.refs.values()]
-            return all(pykka.get_all(futures, timeout=timeout_s))
+            futures = [ref.ask(HealthCheck(), block=False) for ref in core.values()]
+            answered = all(pykka.get_all(futures, timeout=timeout_s))
         except (pykka.ActorDeadError, pykka.Timeout):
             return False
+        return answered and all(self.refs[n].is_alive() for n in DEVICE_ACTORS if n in self.refs)
 
     def stop(self) -> None:
         """Ordered shutdown: first the link (no new requests), then producers, then devices."""

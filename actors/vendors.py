@@ -39,6 +39,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import queue
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -122,6 +125,39 @@ def run_handler(registration: Registration, message_id: str | None, data: str | 
                   registration.vendor_id, reply)
         return VendorReply("Rejected")
     return reply
+
+
+class HandlerWorkers:
+    """A fixed set of daemon worker threads handing out concurrent.futures.Future.
+
+    Not a ThreadPoolExecutor: its threads are joined at interpreter exit, even after
+    shutdown(wait=False), so one hung vendor handler would hang the station's exit."""
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._run, name=f"vendor-handler-{i}", daemon=True)
+                         for i in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn, *args) -> Future:
+        future: Future = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # run_handler never raises; keep the thread alive regardless
+                future.set_exception(exc)
 
 
 def openstation_vendor(firmware_version: str) -> Handler:

@@ -20,6 +20,14 @@ class FrozenDict(Mapping):
         self._data = {k: freeze(v) for k, v in data.items()}
         self._hash = None
 
+    @classmethod
+    def _wrap(cls, frozen: dict) -> "FrozenDict":
+        """Adopt a dict whose values are already frozen (no second deep copy)."""
+        obj = cls.__new__(cls)
+        obj._data = frozen
+        obj._hash = None
+        return obj
+
     def __getitem__(self, key):
         return self._data[key]
 
@@ -46,19 +54,31 @@ class FrozenDict(Mapping):
         return f"FrozenDict({self._data!r})"
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def freeze(value: Any) -> Any:
-    if isinstance(value, FrozenDict):
+    # Exact type checks first: this runs on every OCPP frame, and isinstance(x, Mapping) is slow.
+    t = type(value)
+    if t in _SCALARS or t is FrozenDict:
         return value
+    if t is dict:
+        return FrozenDict._wrap({k: freeze(v) for k, v in value.items()})
+    if t is list or t is tuple:
+        return tuple([freeze(v) for v in value])
     if isinstance(value, Mapping):
-        return FrozenDict({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
+        return FrozenDict._wrap({k: freeze(v) for k, v in value.items()})
     return value
 
 
 def thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is FrozenDict:
+        return {k: thaw(v) for k, v in value._data.items()}
+    if t is tuple or t is list:
         return [thaw(v) for v in value]
+    if t is dict or isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
     return value

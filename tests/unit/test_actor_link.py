@@ -101,8 +101,10 @@ def test_a_valid_call_is_routed_to_its_handler_with_a_frozen_payload(rig):
     assert received.payload == {"key": ["HeartbeatInterval"]}
     assert isinstance(received.payload, FrozenDict)
     assert received.payload["key"] == ("HeartbeatInterval",)
-    assert received.reply_to == rig.link
     assert rig.conn.nothing_sent()
+    # reply_to answers straight on the connection, from the handler's thread
+    received.reply_to.tell(ReplyResult("u1", "GetConfiguration", FrozenDict({"configurationKey": []})))
+    assert rig.conn.next_sent() == [3, "u1", {"configurationKey": []}]
 
 
 def test_an_unknown_action_is_answered_not_implemented(rig):
