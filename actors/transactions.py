@@ -319,7 +319,9 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
         c.finishing = c.plugged
         if c.pending_operative is not None:
             c.operative, c.pending_operative = c.pending_operative, None
-        if not self._fixed_cable:
+        # OCPP 1.6 §9.1: after an EV-side unplug the socket is unlocked only if
+        # UnlockConnectorOnEVSideDisconnect; any other stop releases the cable.
+        if not self._fixed_cable and (reason != "EVDisconnected" or self._config["UnlockConnectorOnEVSideDisconnect"]):
             self._evse(SetConnectorLock(c.id, False))
         self._tell("meter", TransactionEnded(c.id, session.local_id))
         log.info("transaction %s stopped on connector %s (%s) at %s Wh", session.local_id, c.id, reason, meter_stop)
