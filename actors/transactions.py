@@ -199,9 +199,11 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
                 self._stop_transaction(c, "Local", id_tag)  # OCPP 1.6 §3.6.1: the same card stops, no Authorize
                 self._publish(c.id)
                 return
-        running = [c for c in self._connectors.values() if c.session is not None]
+        # Another card can only stop a session of its group (same parentIdTag), so it is worth an
+        # Authorize only when a running session has a group (OCTT TC_068 expects none otherwise).
+        grouped = [c for c in self._connectors.values() if c.session is not None and c.session.parent_id_tag]
         free = self._free_connector(prefer_plugged=True)
-        if free is None and not running:
+        if free is None and not grouped:
             log.info("card %s presented but no connector is free", id_tag)
             return
         target = free.id if free is not None else None
