@@ -7,7 +7,8 @@ Emits: ReplyResult {"status", "data"?} to the link; SendCall("DataTransfer") to 
 DataTransferAnswered / DataTransferFailed to the SendDataTransfer's `reply_to`.
 
 The vendor handler (see actors.vendors) is third-party code: it runs on one of the actor's own
-worker threads, never on the actor's. Its outcome comes back as a message; a Ticker deadline
+worker threads (vendors.HandlerWorkers: daemon threads, so a hung handler cannot hold up the
+process's exit as a ThreadPoolExecutor's would), never on the actor's. Its outcome comes back as a message; a Ticker deadline
 answers Rejected if it has not (the handler's late result is then dropped), so the actor keeps
 answering while a handler hangs. Requests beyond `max_outstanding` unfinished handlers are
 answered Rejected at once instead of queuing behind hung ones.

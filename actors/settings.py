@@ -32,6 +32,7 @@ class StationSettings:
     connectors: int
     fixed_cable: bool
     backup_power: bool
+    vendor_plugins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def load(path: str | Path) -> Settings:
 
     st = _section(data.get("station", {}), "station", {"id": str, "vendor": str, "model": str, "serial_number": str,
                                     "firmware_version": str, "connectors": int, "fixed_cable": bool,
-                                    "backup_power": bool}, required=("id", "vendor", "model"))
+                                    "backup_power": bool, "vendor_plugins": list}, required=("id", "vendor", "model"))
     cp_id = st["id"]
     # The id is the last path segment of the WebSocket URL (OCPP-J 1.6 §3.1.1): printable ASCII only.
     if (not cp_id or len(cp_id) > 48 or any(c in cp_id for c in "/?#% ") or not cp_id.isprintable()
@@ -118,7 +119,7 @@ def load(path: str | Path) -> Settings:
         raise SettingsError("station.connectors must be between 1 and 8")
     station = StationSettings(cp_id, st["vendor"], st["model"], st.get("serial_number", ""),
                               st.get("firmware_version", ""), connectors, st.get("fixed_cable", True),
-                              st.get("backup_power", False))
+                              st.get("backup_power", False), _plugins(st.get("vendor_plugins", [])))
 
     cs = _section(data.get("csms", {}), "csms", {"url": str, "password": str, "ca_file": str, "cert_file": str, "key_file": str,
                                  "max_frame_bytes": int, "reconnect_min_s": float, "reconnect_max_s": float},
@@ -176,6 +177,13 @@ def load(path: str | Path) -> Settings:
             raise SettingsError(f"configuration.{key}: {exc}") from None
     return Settings(path, station, csms, storage_path, level, log_file, lg.get("max_bytes", 5_000_000),
                     lg.get("backups", 5), max_messages, freeze(hal), freeze(typed))
+
+
+def _plugins(names: list) -> tuple[str, ...]:
+    for name in names:
+        if not isinstance(name, str) or not all(part.isidentifier() for part in name.split(".")):
+            raise SettingsError(f"station.vendor_plugins: {name!r} is not a Python module name")
+    return tuple(names)
 
 
 def _hal(hal: Any, base: Path) -> dict:

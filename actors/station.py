@@ -22,11 +22,12 @@ import pykka
 import pykka.debug
 
 from actors import keys as keyreg
-from actors import sdnotify, store
+from actors import sdnotify, store, vendors
 from actors.authorization import Authorization
 from actors.boot import BootNotifier
 from actors.clock import StationClock, parse_time
 from actors.configuration import Configuration, effective_values
+from actors.data_transfer import DataTransfer
 from actors.evse import EvseDevice
 from actors.link import Link
 from actors.meter import MeterSampler
@@ -71,6 +72,7 @@ class Station:
         config = effective_values(specs, s.configuration, store.load_configuration(db))
         db.close()
         validation.precompile()
+        vendor_registry = vendors.station_registry(s.station.firmware_version, s.station.vendor_plugins)
         self.clock = StationClock(parse_time(last) if last else None)
         log.info("station %s starting (boot %d), CSMS %s", s.station.id, boots, s.csms.url)
 
@@ -85,6 +87,7 @@ class Station:
                                                         self.clock, sch, s.station.backup_power)
         refs["authorization"] = Authorization.start(db_path, refs["link"], config, self.clock)
         refs["reset"] = ResetManager.start(self.request_exit, sch)
+        refs["data_transfer"] = DataTransfer.start(vendor_registry, refs["link"], scheduler=sch)
         refs["meter"] = MeterSampler.start(db_path, config, self.clock, sch)
         refs["boot"] = BootNotifier.start(db_path, s.station, self.clock, refs["link"],
                                           (refs["link"], refs["status"], refs["txqueue"], refs["authorization"]),
@@ -104,7 +107,8 @@ class Station:
                     "transactions": ("RemoteStartTransaction", "RemoteStopTransaction", "UnlockConnector",
                                      "ChangeAvailability"),
                     "authorization": ("ClearCache",),
-                    "reset": ("Reset",)}
+                    "reset": ("Reset",),
+                    "data_transfer": ("DataTransfer",)}
         routes = FrozenDict({action: refs[name] for name, actions in handlers.items() for action in actions})
         refs["link"].tell(LinkWiring(routes, tuple(refs[n] for n in ("boot", "status", "txqueue", "transactions",
                                                                       "authorization"))))
@@ -129,7 +133,7 @@ class Station:
 
     def stop(self) -> None:
         """Ordered shutdown: first the link (no new requests), then producers, then devices."""
-        order = ("link", "boot", "status", "configuration", "reset", "transactions", "authorization", "meter",
+        order = ("link", "boot", "status", "configuration", "data_transfer", "reset", "transactions", "authorization", "meter",
                  "txqueue", "rfid", "meter_device", "evse")
         for name in order:
             ref = self.refs.get(name)

@@ -1,7 +1,7 @@
 """Vendor handlers for DataTransfer (OCPP 1.6 §5.6): who answers which vendorId, and how.
 
 A plain module, no actor: the DataTransfer actor looks requests up in a `VendorRegistry` and
-runs the handler on a worker thread (`run_handler` is what runs there).
+runs the handler on a worker thread of its `HandlerWorkers` (`run_handler` is what runs there).
 
 A handler is `handler(message_id: str | None, data: str | None) -> VendorReply(status, data=None)`,
 status "Accepted", "Rejected" or "UnknownMessageId". It must be quick (the actor answers
@@ -77,8 +77,9 @@ class Registration:
         return self.message_ids is None or message_id in self.message_ids
 
 
-class PluginError(Exception):
-    """A vendor plugin module named in the settings could not be imported."""
+class PluginError(ValueError):
+    """A vendor plugin module named in the settings could not be imported (a configuration error:
+    a ValueError, like a vendorId registered twice, so station start-up reports it as one)."""
 
 
 class VendorRegistry:

@@ -62,3 +62,11 @@ def test_a_changed_sample_interval_takes_effect_in_the_running_session(csms, mak
     assert csms.call(call.ChangeConfiguration(key="MeterValueSampleInterval", value="1")).status == "Accepted"
     samples = csms.wait_count("MeterValues", 2, timeout=10)
     assert samples[0].payload["transactionId"] == 1
+
+
+def test_data_transfer_to_the_station_unknown_vendor_and_the_built_in_vendor(csms, make_station):
+    make_station()
+    csms.wait_for("BootNotification")
+    assert csms.call(call.DataTransfer(vendor_id="com.nobody", message_id="x")).status == "UnknownVendorId"
+    reply = csms.call(call.DataTransfer(vendor_id="org.openstation", message_id="Version"))
+    assert reply.status == "Accepted" and reply.data == "0.1.0"
