@@ -56,9 +56,13 @@ class Authorization(pykka.ThreadingActor):
             case CallAnswered("Authorize", payload, (id_tag, reply_to, tag)):
                 self._remember(id_tag, payload["idTagInfo"])
                 reply_to.tell(TagAuthorized(id_tag, payload["idTagInfo"], "csms", tag))
-            case CallFailed("Authorize", reason, (id_tag, reply_to, tag)):
-                log.info("Authorize for %s failed (%s): deciding offline", id_tag, reason)
+            case CallFailed("Authorize", reason, (id_tag, reply_to, tag)) if reason in ("Timeout", "Disconnected"):
+                log.info("Authorize for %s got no answer (%s): deciding offline", id_tag, reason)
                 reply_to.tell(self._offline(id_tag, tag))
+            case CallFailed("Authorize", reason, (id_tag, reply_to, tag)):
+                # The CSMS is there and refused to say yes (CALLERROR, broken answer): that is no.
+                log.info("Authorize for %s failed (%s): refused", id_tag, reason)
+                reply_to.tell(TagAuthorized(id_tag, freeze({"status": "Invalid"}), "csms-error", tag))
             case IdTagInfoReceived(id_tag, info):
                 self._remember(id_tag, info)
             case CallReceived(uid, "ClearCache", _, reply_to):

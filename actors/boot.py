@@ -23,7 +23,7 @@ from actors import store
 from actors.clock import StationClock, format_time, parse_time
 from actors.settings import StationSettings
 from actors.ticker import Scheduler, Ticker
-from messages.events import (HealthCheck, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp,
+from messages.events import (HealthCheck, Peers, SetConfigurationValue, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp,
                              RegistrationChanged, SendCall)
 from messages.frozen import freeze
 
@@ -47,6 +47,7 @@ class BootNotifier(pykka.ThreadingActor):
         self._boot_waiting = False  # a BootNotification in flight or scheduled
         self._failures = 0
         self._heartbeat_generation = 0
+        self._peers: Peers | None = None
 
     def on_start(self) -> None:
         self._ticker = Ticker(self.actor_ref, self._scheduler)
@@ -65,6 +66,8 @@ class BootNotifier(pykka.ThreadingActor):
                     self._send_boot()
             case LinkDown():
                 pass
+            case Peers():
+                self._peers = message
             case Due("boot"):
                 self._boot_waiting = False
                 self._send_boot()
@@ -120,6 +123,8 @@ class BootNotifier(pykka.ThreadingActor):
             self._boot_waiting = False
             if interval > 0:
                 self._heartbeat_s = interval  # OCPP 1.6 §4.2: the CSMS's interval is the heartbeat interval
+                if self._peers is not None:  # ... and GetConfiguration(HeartbeatInterval) says so
+                    self._peers.configuration.tell(SetConfigurationValue("HeartbeatInterval", interval))
             self._schedule_heartbeat()
         else:
             self._ticker.after(interval if interval > 0 else RETRY_MIN_S, Due("boot"))

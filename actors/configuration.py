@@ -15,7 +15,7 @@ import pykka
 
 from actors import keys as keyreg
 from actors import store
-from messages.events import HealthCheck, CallReceived, ConfigurationChanged, ReplyError, ReplyResult
+from messages.events import HealthCheck, SetConfigurationValue, CallReceived, ConfigurationChanged, ReplyError, ReplyResult
 from messages.frozen import freeze
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,12 @@ class Configuration(pykka.ThreadingActor):
             case CallReceived(unique_id, "ChangeConfiguration", payload, reply_to):
                 reply_to.tell(ReplyResult(unique_id, "ChangeConfiguration",
                                           freeze({"status": self._change(payload["key"], payload["value"])})))
+            case SetConfigurationValue(key, value) if key in self._specs and self._values.get(key) != value:
+                store.save_configuration(self._db, key, value)
+                self._values[key] = value
+                self._broadcast(key, value)
+            case SetConfigurationValue():
+                pass
             case "subscribe", tuple() as refs:
                 self._subscribers = self._subscribers + refs
             case _:
@@ -104,9 +110,12 @@ class Configuration(pykka.ThreadingActor):
             return "RebootRequired"
         self._values[name] = value
         log.info("configuration %s = %r", name, value)
+        self._broadcast(name, value)
+        return "Accepted"
+
+    def _broadcast(self, name: str, value: Any) -> None:
         for ref in self._subscribers:
             try:
                 ref.tell(ConfigurationChanged(name, value))
             except pykka.ActorDeadError:
                 pass
-        return "Accepted"

@@ -37,6 +37,8 @@ class ResetManager(pykka.ThreadingActor):
         self._scheduler = scheduler
         self._peers: Peers | None = None
         self._going: ShutDown | None = None
+        self._grace: int | None = None
+        self._exited = False
 
     def on_start(self) -> None:
         self._ticker = Ticker(self.actor_ref, self._scheduler)
@@ -68,15 +70,16 @@ class ResetManager(pykka.ThreadingActor):
                 log.warning("ResetManager: unexpected message %r", message)
 
     def _shut_down(self, request: ShutDown) -> None:
-        if self._going is not None:
-            return  # already on the way down
+        if self._going is not None or self._exited:
+            return  # already on the way down: the first request decides the exit status
         self._going = request
-        self._ticker.after(request.grace_s, Due("grace"))
+        self._grace = self._ticker.after(request.grace_s, Due("grace"))
         self._peers.transactions.tell(StopAllTransactions(request.reason, self.actor_ref))
 
     def _exit(self, why: str) -> None:
         if self._going is None:
             return
         log.warning("shutting down (%s): %s", self._going.reason, why)
+        self._ticker.cancel(self._grace)
         self._request_exit(self._going.exit_code)
-        self._going = None
+        self._going, self._exited = None, True

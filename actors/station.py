@@ -101,7 +101,7 @@ class Station:
         self.refs = refs
 
         peers = Peers(FrozenDict(refs))
-        for name in ("txqueue", "transactions", "meter", "evse", "meter_device", "rfid", "reset"):
+        for name in ("boot", "txqueue", "transactions", "meter", "evse", "meter_device", "rfid", "reset"):
             refs[name].tell(peers)
         handlers = {"configuration": ("GetConfiguration", "ChangeConfiguration"),
                     "transactions": ("RemoteStartTransaction", "RemoteStopTransaction", "UnlockConnector",

@@ -430,3 +430,12 @@ class TransactionDataSampled:
     connector: int
     local_id: int
     meter_value: Any
+
+
+@dataclass(frozen=True)
+class SetConfigurationValue:
+    """The station itself sets a key (e.g. HeartbeatInterval from BootNotification.conf): persisted and
+    broadcast as ConfigurationChanged like a CSMS change."""
+
+    key: str
+    value: Any

@@ -12,10 +12,10 @@ from actors.clock import StationClock
 from actors.ticker import ManualScheduler
 from actors.connector_requests import DEFERRED_STOP_S
 from actors.transactions import TransactionManager
-from messages.events import (CallAnswered, CallFailed, CallReceived, CardPresented, ConnectorFaultChanged,
-                             ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, LinkDown, LinkUp, MeterReading,
-                             MeterSampled, Peers, PlugConnected, PlugDisconnected, ReplyResult, SendCall,
-                             SetConnectorLock, SetContactor, ShowStatus, TransactionBegan, TransactionEnded,
+from messages.events import (AuthorizeTag, CallReceived, CardPresented, ConnectorFaultChanged, ConnectorLockResult,
+                             ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged, MeterReading, MeterSampled,
+                             Peers, PlugConnected, PlugDisconnected, ReplyResult, SendCall, SetConnectorLock,
+                             SetContactor, ShowStatus, ShutDown, TagAuthorized, TransactionBegan, TransactionEnded,
                              TransactionIdAssigned, TransactionMessagesQueued)
 from messages.frozen import FrozenDict, freeze
 from tests.unit.fakes import Probe, sync
@@ -23,7 +23,7 @@ from tests.unit.fakes import Probe, sync
 pytestmark = pytest.mark.timeout(20)
 
 START = datetime(2025, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
-PEERS = ("link", "status", "txqueue", "meter", "evse")
+PEERS = ("link", "status", "txqueue", "meter", "evse", "authorization", "reset")
 
 
 def config(**overrides) -> dict:
@@ -44,14 +44,15 @@ def is_call(action):
 
 
 class Rig:
-    def __init__(self, db_path, fixed_cable=False, connectors=1, **overrides):
+    def __init__(self, db_path, fixed_cable=False, connectors=1, backup_power=False, **overrides):
         self.db_path = db_path
         self.scheduler = ManualScheduler()
         self.clock = StationClock(system=START.timestamp, monotonic=self.scheduler.now)
         self.probes = {name: Probe() for name in PEERS}
-        self.link, self.status, self.txqueue, self.meter, self.evse = (self.probes[n] for n in PEERS)
+        self.link, self.status, self.txqueue, self.meter, self.evse, self.authorization, self.reset = \
+            (self.probes[n] for n in PEERS)
         self.tm = TransactionManager.start(str(db_path), connectors, fixed_cable, config(**overrides), self.clock,
-                                           self.scheduler)
+                                           self.scheduler, backup_power)
         self.tm.tell(Peers(FrozenDict({name: p.ref for name, p in self.probes.items()})))
         sync(self.tm)
 
@@ -87,30 +88,33 @@ class Rig:
     def plug(self, connector=1):
         self.tm.tell(PlugConnected(connector))
 
-    def card(self, id_tag="TAG1") -> SendCall:
+    def card(self, id_tag="TAG1") -> AuthorizeTag:
+        """Present a card: the AuthorizeTag the manager asks of the authorization actor."""
         self.tm.tell(CardPresented(id_tag))
-        return self.link.expect(is_call("Authorize"))
+        return self.authorization.expect(lambda m: isinstance(m, AuthorizeTag) and m.id_tag == id_tag)
 
-    def answer_authorize(self, call: SendCall, status="Accepted", parent=None):
+    def answer_authorize(self, request: AuthorizeTag, status="Accepted", parent=None, source="csms"):
+        """Play the authorization actor: its verdict on `request`."""
         info = {"status": status}
         if parent:
             info["parentIdTag"] = parent
-        self.tm.tell(CallAnswered("Authorize", freeze({"idTagInfo": info}), call.tag, "a1"))
+        self.tm.tell(TagAuthorized(request.id_tag, freeze(info), source, request.tag))
 
     def lock_answer(self, ok=True) -> SetConnectorLock:
         request = self.evse.expect(lambda m: isinstance(m, SetConnectorLock) and m.locked)
         self.tm.tell(ConnectorLockResult(request.connector, True, ok, request.request_id))
         return request
 
-    def start(self, id_tag="TAG1", parent=None) -> int:
+    def start(self, id_tag="TAG1", parent=None, connector=1) -> int:
         """Plug, card, Accepted, lock: the transaction's local id."""
-        self.plug()
-        self.status.expect(status_is("Preparing"))
+        self.plug(connector)
+        self.status.expect(status_is("Preparing", connector=connector))
         self.answer_authorize(self.card(id_tag), parent=parent)
         self.lock_answer()
-        self.evse.expect(SetContactor(1, True))
+        self.evse.expect(SetContactor(connector, True))
         began = self.meter.expect(TransactionBegan)
-        self.status.expect(status_is("SuspendedEV"))
+        assert began.connector == connector
+        self.status.expect(status_is("SuspendedEV", connector=connector))
         self.clear()
         return began.local_id
 
@@ -142,11 +146,12 @@ def test_plugging_in_makes_the_connector_preparing(rig):
     rig.evse.expect(ShowStatus(1, "Preparing", None))
 
 
-def test_a_card_is_authorized_through_the_link(rig):
+def test_a_card_is_authorized_by_the_authorization_actor(rig):
     rig.plug()
-    call = rig.card("TAG1")
-    assert call.payload == {"idTag": "TAG1"}
-    assert call.reply_to == rig.tm
+    request = rig.card("TAG1")
+    assert request.id_tag == "TAG1" and request.reply_to == rig.tm
+    assert request.tag == ("card", "TAG1", 1)
+    rig.link.expect_none(is_call("Authorize"))  # the manager no longer sends Authorize.req itself
 
 
 def test_an_accepted_card_on_a_socket_locks_the_connector_then_starts_the_transaction(rig):
@@ -218,23 +223,35 @@ def test_a_rejected_card_leaves_the_connector_without_a_session(rig):
     assert rig.queued() == []
 
 
-def test_an_authorize_that_fails_online_does_not_start_even_when_offline_starts_are_allowed(tmp_path):
-    rig = Rig(tmp_path / "station.db", AllowOfflineTxForUnknownId=True)
-    rig.tm.tell(LinkUp())
+# The offline rules themselves (LocalAuthorizeOffline, AllowOfflineTxForUnknownId, the cache) are the
+# Authorization actor's: tests/unit/test_actor_authorization.py. The manager only obeys the verdict.
+
+
+def test_an_offline_verdict_that_refuses_starts_nothing(rig):
     rig.plug()
-    call = rig.card()
-    rig.tm.tell(CallFailed("Authorize", "Timeout", call.tag, "a1"))
+    rig.answer_authorize(rig.card(), status="Invalid", source="offline")
+    rig.status.expect(status_is("Preparing"))
     rig.settle()
     rig.evse.expect_none(SetConnectorLock)
+    assert rig.queued() == []
 
 
-def test_offline_an_unknown_card_starts_only_with_allow_offline_tx_for_unknown_id(tmp_path):
-    rig = Rig(tmp_path / "station.db", AllowOfflineTxForUnknownId=True)
-    rig.tm.tell(LinkDown("x"))
+def test_an_offline_verdict_for_an_unknown_card_starts_like_any_other(rig):
     rig.plug()
-    call = rig.card()
-    rig.tm.tell(CallFailed("Authorize", "Disconnected", call.tag, "a1"))
-    rig.evse.expect(SetConnectorLock)
+    rig.answer_authorize(rig.card(), source="offline-unknown")
+    rig.lock_answer()
+    rig.evse.expect(SetContactor(1, True))
+    assert [r["action"] for r in rig.queued()] == ["StartTransaction"]
+
+
+def test_a_verdict_for_a_tag_nobody_waits_for_is_ignored(rig):
+    rig.plug()
+    request = rig.card("TAG1")
+    rig.tm.tell(TagAuthorized("OTHER", freeze({"status": "Accepted"}), "csms", ("card", "OTHER", None)))
+    rig.settle()
+    rig.evse.expect_none(SetConnectorLock)
+    rig.answer_authorize(request)
+    rig.lock_answer()
 
 
 # --- the connection timeout --------------------------------------------------------------------
@@ -319,9 +336,9 @@ def test_unplugging_stops_the_transaction_with_reason_ev_disconnected(rig):
 
 def test_a_member_of_the_same_group_stops_the_transaction(rig):
     rig.start("TAG1", parent="GROUP")
-    call = rig.card("TAG2")
-    assert call.tag[2] is None  # no free connector: only a group stop is possible
-    rig.answer_authorize(call, parent="group")
+    request = rig.card("TAG2")
+    assert request.tag[2] is None  # no free connector: only a group stop is possible
+    rig.answer_authorize(request, parent="group")
     rig.evse.expect(SetContactor(1, False))
     [stop] = rig.queued("StopTransaction")
     assert (stop["payload"]["reason"], stop["payload"]["idTag"]) == ("Local", "TAG2")
@@ -350,12 +367,17 @@ def remote(rig, action, payload, uid="r1") -> str:
 
 def test_remote_start_on_connector_zero_is_rejected(rig):
     assert remote(rig, "RemoteStartTransaction", {"idTag": "R1", "connectorId": 0}) == "Rejected"
-    rig.link.expect_none(is_call("Authorize"))
+    rig.authorization.expect_none(AuthorizeTag)
 
 
 def test_remote_start_on_a_free_connector_is_accepted_and_authorized(rig):
     assert remote(rig, "RemoteStartTransaction", {"idTag": "R1", "connectorId": 1}) == "Accepted"
-    assert rig.link.expect(is_call("Authorize")).payload == {"idTag": "R1"}
+    request = rig.authorization.expect(AuthorizeTag)
+    assert (request.id_tag, request.reply_to, request.tag) == ("R1", rig.tm, ("remote", "R1", 1))
+    rig.plug()
+    rig.answer_authorize(request)
+    rig.lock_answer()
+    rig.evse.expect(SetContactor(1, True))
 
 
 def test_remote_start_without_authorization_needs_no_authorize(tmp_path):
@@ -363,7 +385,7 @@ def test_remote_start_without_authorization_needs_no_authorize(tmp_path):
     rig.plug()
     assert remote(rig, "RemoteStartTransaction", {"idTag": "R1"}) == "Accepted"
     rig.evse.expect(SetConnectorLock)
-    rig.link.expect_none(is_call("Authorize"))
+    rig.authorization.expect_none(AuthorizeTag)
 
 
 def test_remote_start_on_a_busy_connector_is_rejected(rig):
@@ -446,6 +468,84 @@ def test_an_accepted_id_keeps_the_transaction_going(rig):
     rig.evse.expect_none(SetContactor)
 
 
+def test_concurrent_tx_does_not_stop_the_session(rig):
+    local_id = rig.start()
+    rig.tm.tell(EvDrawChanged(1, True))
+    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "ConcurrentTx"})))
+    rig.evse.expect(ShowStatus(1, "Charging", 42))
+    rig.settle()
+    rig.evse.expect_none(SetContactor(1, False))
+    rig.status.expect_none(status_is("SuspendedEVSE"))
+    rig.meter.expect_none(TransactionEnded)
+    assert rig.queued("StopTransaction") == []
+    rig.tm.tell(MeterSampled(MeterReading(1, 10_000)))  # and no energy limit applies to it
+    rig.settle()
+    rig.evse.expect_none(SetContactor(1, False))
+
+
+def test_max_energy_on_invalid_id_lets_energy_flow_up_to_the_limit_then_suspends(tmp_path):
+    rig = Rig(tmp_path / "station.db", StopTransactionOnInvalidId=False, MaxEnergyOnInvalidId=500)
+    rig.clear()
+    rig.tm.tell(MeterSampled(MeterReading(1, 1000)))
+    local_id = rig.start()
+    rig.tm.tell(EvDrawChanged(1, True))
+    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Invalid"})))
+    rig.tm.tell(MeterSampled(MeterReading(1, 1499)))  # 499 Wh since the start: still under the limit
+    rig.settle()
+    rig.evse.expect_none(SetContactor(1, False))
+    rig.status.expect_none(status_is("SuspendedEVSE"))
+    rig.tm.tell(MeterSampled(MeterReading(1, 1500)))  # 500 Wh since the start: the limit
+    rig.evse.expect(SetContactor(1, False))
+    rig.status.expect(status_is("SuspendedEVSE"))
+    assert rig.queued("StopTransaction") == []
+    rig.meter.expect_none(TransactionEnded)
+    rig.clear()
+    rig.tm.tell(MeterSampled(MeterReading(1, 1600)))  # suspended once, not again and again
+    rig.settle()
+    rig.evse.expect_none(SetContactor)
+
+
+def test_max_energy_on_invalid_id_already_used_up_suspends_at_once(tmp_path):
+    rig = Rig(tmp_path / "station.db", StopTransactionOnInvalidId=False, MaxEnergyOnInvalidId=500)
+    rig.clear()
+    rig.tm.tell(MeterSampled(MeterReading(1, 1000)))
+    local_id = rig.start()
+    rig.tm.tell(MeterSampled(MeterReading(1, 1700)))
+    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Blocked"})))
+    rig.evse.expect(SetContactor(1, False))
+    rig.status.expect(status_is("SuspendedEVSE"))
+
+
+def test_a_suspended_invalid_session_stays_suspended_when_a_fault_clears(tmp_path):
+    rig = Rig(tmp_path / "station.db", StopTransactionOnInvalidId=False)
+    rig.clear()
+    local_id = rig.start()
+    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Invalid"})))
+    rig.evse.expect(SetContactor(1, False))
+    rig.tm.tell(ConnectorFaultChanged(1, "GroundFailure"))
+    rig.tm.tell(ConnectorFaultChanged(1, "NoError"))
+    rig.status.expect(status_is("SuspendedEVSE"))
+    rig.evse.expect_none(SetContactor(1, True))
+
+
+def test_the_parent_id_tag_of_start_transaction_conf_lets_the_group_stop_the_session(rig):
+    local_id = rig.start("TAG1")  # authorized without a parentIdTag
+    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Accepted", "parentIdTag": "GROUP"})))
+    rig.answer_authorize(rig.card("TAG2"), parent="GROUP")
+    rig.evse.expect(SetContactor(1, False))
+    [stop] = rig.queued("StopTransaction")
+    assert (stop["payload"]["reason"], stop["payload"]["idTag"]) == ("Local", "TAG2")
+
+
+def test_another_group_does_not_stop_the_session(rig):
+    local_id = rig.start("TAG1")
+    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Accepted", "parentIdTag": "GROUP"})))
+    rig.answer_authorize(rig.card("TAG2"), parent="OTHER")
+    rig.settle()
+    rig.evse.expect_none(SetContactor(1, False))
+    assert rig.queued("StopTransaction") == []
+
+
 # --- recovery ----------------------------------------------------------------------------------
 
 
@@ -513,3 +613,29 @@ def test_a_cable_pulled_while_the_lock_runs_starts_no_transaction(rig):
     rig.settle()
     assert rig.queued("StartTransaction") == []
     rig.evse.expect_none(SetContactor(1, True))
+
+
+# --- mains power ---------------------------------------------------------------------------------
+# UnlockConnector, ChangeAvailability and StopAllTransactions: tests/unit/test_connector_requests.py.
+
+
+def test_mains_power_lost_on_backup_power_shuts_the_station_down(tmp_path):
+    rig = Rig(tmp_path / "station.db", backup_power=True)
+    rig.tm.tell(MainsPowerChanged(False))
+    shut = rig.reset.expect(ShutDown)
+    assert (shut.reason, shut.exit_code) == ("PowerLoss", 0) and shut.grace_s > 0
+
+
+def test_mains_power_lost_without_backup_power_does_nothing(rig):
+    rig.start()
+    rig.tm.tell(MainsPowerChanged(False))
+    rig.settle()
+    rig.reset.expect_none(ShutDown)
+    assert rig.queued("StopTransaction") == []
+
+
+def test_mains_power_back_does_not_shut_down(tmp_path):
+    rig = Rig(tmp_path / "station.db", backup_power=True)
+    rig.tm.tell(MainsPowerChanged(True))
+    rig.settle()
+    rig.reset.expect_none(ShutDown)

@@ -9,9 +9,9 @@ import pytest
 from actors import keys, store
 from actors.ticker import ManualScheduler
 from actors.txqueue import TransactionMessageQueue
-from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, LinkDown, LinkUp, Peers,
-                             RegistrationChanged, SendCall, TransactionIdAssigned, TransactionMessageDropped,
-                             TransactionMessagesQueued)
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, IdTagInfoReceived, LinkDown, LinkUp,
+                             NotifyWhenDrained, Peers, QueueDrained, RegistrationChanged, SendCall,
+                             TransactionIdAssigned, TransactionMessageDropped, TransactionMessagesQueued)
 from messages.frozen import FrozenDict, freeze
 from tests.unit.fakes import Probe, sync
 
@@ -34,8 +34,11 @@ def meter_payload(wh=0):
     return {"connectorId": 1, "meterValue": [{"timestamp": TS, "sampledValue": [{"value": str(wh)}]}]}
 
 
-def stop_payload():
-    return {"meterStop": 10, "timestamp": TS, "reason": "Local"}
+def stop_payload(id_tag=None):
+    payload = {"meterStop": 10, "timestamp": TS, "reason": "Local"}
+    if id_tag:
+        payload["idTag"] = id_tag
+    return payload
 
 
 class Rig:
@@ -45,8 +48,10 @@ class Rig:
         self.conn = store.open_database(db_path)  # the test is the producer
         self.link = Probe()
         self.transactions = Probe()
+        self.authorization = Probe()
         self.queue = TransactionMessageQueue.start(str(db_path), config(**overrides), max_messages, self.scheduler)
-        self.queue.tell(Peers(FrozenDict({"link": self.link.ref, "transactions": self.transactions.ref})))
+        self.queue.tell(Peers(FrozenDict({"link": self.link.ref, "transactions": self.transactions.ref,
+                                          "authorization": self.authorization.ref})))
 
     def close(self):
         self.conn.close()
@@ -280,3 +285,84 @@ def test_within_the_bound_nothing_is_dropped(make):
     rig = make(max_messages=3)
     rig.produce(*[("MeterValues", 1, meter_payload(wh), True) for wh in range(3)])
     assert len(rig.rows()) == 3
+
+
+# --- idTagInfo for the authorization cache ---------------------------------------------------------
+
+
+def test_the_id_tag_info_of_a_start_transaction_answer_goes_to_the_authorization_actor(rig):
+    rig.ready()
+    rig.produce(("StartTransaction", 7, start_payload()))
+    info = {"status": "Accepted", "expiryDate": TS, "parentIdTag": "GROUP"}
+    rig.answer(rig.sent(), {"transactionId": 42, "idTagInfo": info})
+    assert rig.authorization.expect(IdTagInfoReceived) == IdTagInfoReceived("TAG1", freeze(info))
+
+
+def test_the_id_tag_info_of_a_stop_transaction_answer_goes_to_the_authorization_actor(rig):
+    rig.ready()
+    rig.produce(("StopTransaction", 7, stop_payload(id_tag="TAG2")))
+    rig.answer(rig.sent(), {"idTagInfo": {"status": "Blocked"}})
+    assert rig.authorization.expect(IdTagInfoReceived) == IdTagInfoReceived("TAG2", freeze({"status": "Blocked"}))
+
+
+def test_answers_without_id_tag_info_or_without_an_id_tag_tell_the_authorization_actor_nothing(rig):
+    rig.ready()
+    rig.produce(("StopTransaction", 1, stop_payload(id_tag="TAG2")), ("StopTransaction", 2, stop_payload()),
+                ("MeterValues", 3, meter_payload(1)))
+    rig.answer(rig.sent(), {})  # idTagInfo is optional in StopTransaction.conf
+    rig.answer(rig.sent(), {"idTagInfo": {"status": "Accepted"}})  # but there was no idTag to file it under
+    rig.answer(rig.sent(), {})
+    assert rig.rows() == []
+    rig.authorization.expect_none(IdTagInfoReceived)
+
+
+# --- draining (Reset, shut-down) --------------------------------------------------------------------
+
+
+def test_an_empty_queue_is_drained_at_once_even_offline(rig):
+    waiter = Probe()
+    rig.queue.tell(NotifyWhenDrained(waiter.ref))
+    waiter.expect(QueueDrained)
+
+
+def test_drained_is_told_once_the_last_message_is_answered(rig):
+    waiter = Probe()
+    rig.produce(("StartTransaction", 1, start_payload()), ("StopTransaction", 1, stop_payload()))
+    rig.queue.tell(NotifyWhenDrained(waiter.ref))
+    sync(rig.queue)
+    waiter.expect_none(QueueDrained)  # offline: it waits (the ResetManager bounds the wait)
+    rig.ready()
+    rig.answer(rig.sent(), {"transactionId": 42, "idTagInfo": {"status": "Accepted"}})
+    stop = rig.sent()
+    sync(rig.queue)
+    waiter.expect_none(QueueDrained)
+    rig.answer(stop)
+    waiter.expect(QueueDrained)
+    assert rig.rows() == []
+
+
+def test_drained_is_told_when_the_last_message_is_dropped(make):
+    rig = make(TransactionMessageAttempts=1)
+    waiter = Probe()
+    rig.ready()
+    rig.produce(("StopTransaction", 1, stop_payload()))
+    rig.queue.tell(NotifyWhenDrained(waiter.ref))
+    rig.fail(rig.sent())
+    waiter.expect(QueueDrained)
+
+
+def test_every_waiter_is_told_once(rig):
+    first, second = Probe(), Probe()
+    rig.ready()
+    rig.produce(("StopTransaction", 1, stop_payload()))
+    call = rig.sent()
+    rig.queue.tell(NotifyWhenDrained(first.ref))
+    rig.queue.tell(NotifyWhenDrained(second.ref))
+    rig.answer(call)
+    first.expect(QueueDrained)
+    second.expect(QueueDrained)
+    rig.produce(("StopTransaction", 2, stop_payload()))
+    rig.answer(rig.sent())
+    assert rig.rows() == []
+    first.expect_none(QueueDrained)
+    second.expect_none(QueueDrained)

@@ -17,7 +17,7 @@ from actors.store import StorageError, Transaction
 pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = {"meta", "configuration", "connectors", "transactions", "tx_queue", "transaction_ids"}
+TABLES = {"meta", "configuration", "connectors", "transactions", "tx_queue", "transaction_ids", "auth_cache"}
 
 
 @pytest.fixture
@@ -49,7 +49,35 @@ def test_opening_a_new_database_creates_its_folder_and_every_table(db_path, conn
 
 
 def test_migrations_set_user_version_to_their_count(conn):
-    assert user_version(conn) == len(store.MIGRATIONS)
+    assert len(store.MIGRATIONS) == 2
+    assert user_version(conn) == len(store.MIGRATIONS) == 2
+
+
+def test_a_version_1_database_is_migrated_to_2_keeping_its_data(db_path):
+    db_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(str(db_path), isolation_level=None)  # what firmware with migration 1 only left
+    old.executescript(store.MIGRATIONS[0])
+    old.execute("PRAGMA user_version=1")
+    old.execute("INSERT INTO meta(key, value) VALUES('boot_count', '7')")
+    old.execute("INSERT INTO tx_queue(unique_id, local_id, action, payload) VALUES('u1', 1, 'StopTransaction', '{}')")
+    old.close()
+    conn = store.open_database(db_path)
+    try:
+        assert user_version(conn) == 2
+        assert tables(conn) == TABLES
+        assert store.get_meta(conn, "boot_count") == "7"
+        assert store.queue_length(conn) == 1
+        assert store.rows(conn, "SELECT * FROM auth_cache") == []
+    finally:
+        conn.close()
+
+
+def test_the_auth_cache_is_keyed_case_insensitively(conn):
+    conn.execute("INSERT INTO auth_cache(id_tag, status, updated_at) VALUES('Tag1', 'Accepted', 'now')")
+    assert store.rows(conn, "SELECT id_tag, status FROM auth_cache WHERE id_tag='TAG1'") == \
+        [{"id_tag": "Tag1", "status": "Accepted"}]
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO auth_cache(id_tag, status, updated_at) VALUES('tag1', 'Blocked', 'now')")
 
 
 def test_reopening_an_existing_database_is_idempotent_and_keeps_the_data(db_path, conn):

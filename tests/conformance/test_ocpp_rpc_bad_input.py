@@ -1,0 +1,59 @@
+"""Malformed input from the CSMS, sent as raw frames through ocpp-rpc (client.sendRaw): the station
+answers with the OCPP-J CALLERROR for the fault and keeps serving (OCPP-J 1.6 §4.2.3).
+
+The station's replies carry ids ocpp-rpc never sent, so ocpp-rpc hands them to server.js's raw
+channel ("raw_in") instead of a pending call; it must not answer them."""
+
+import json
+
+import pytest
+
+from tests.support.rpc_csms import make_rpc_station, rpc_csms  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def station(rpc_csms, make_rpc_station):
+    s = make_rpc_station()
+    rpc_csms.wait_count("StatusNotification", 2)
+    return s
+
+
+def _still_serving(csms):
+    conf = csms.call("GetConfiguration", {"key": ["HeartbeatInterval"]})
+    assert conf["configurationKey"][0] == {"key": "HeartbeatInterval", "readonly": False, "value": "300"}
+
+
+@pytest.mark.parametrize("frame, unique_id, code", [
+    pytest.param("this is not JSON", "-1", "FormationViolation", id="not-json"),
+    pytest.param('[2,"r2","FlyToTheMoon",{}]', "r2", "NotImplemented", id="unknown-action"),
+    pytest.param('[2,"r3","ChangeConfiguration",{"key":"HeartbeatInterval"}]', "r3",
+                 "OccurenceConstraintViolation", id="missing-field"),
+    pytest.param('[2,"r4","ChangeConfiguration",{"key":5,"value":"1"}]', "r4",
+                 "TypeConstraintViolation", id="wrong-type"),
+])
+def test_malformed_input_gets_the_call_error_and_the_station_keeps_serving_ocpp_rpc(
+        rpc_csms, station, frame, unique_id, code):
+    rpc_csms.send_raw(frame)
+    reply = rpc_csms.next_raw_reply(unique_id)
+    assert reply[0] == 4 and reply[2] == code, reply
+    assert len(reply) == 5 and isinstance(reply[3], str) and isinstance(reply[4], dict), reply
+    _still_serving(rpc_csms)
+    # ocpp-rpc took the reply as a message it did not expect, and answered nothing to it (the
+    # rpc_csms fixture also checks that the CSMS never sent a CALLERROR).
+    assert [json.loads(x["text"]) for x in rpc_csms.bad_messages] == [reply]
+    assert rpc_csms.bad_messages[0]["response"] is None
+
+
+def test_a_run_of_malformed_frames_leaves_the_session_working_ocpp_rpc(rpc_csms, station):
+    frames = ["not JSON", '[2,"s2","FlyToTheMoon",{}]', '[2,"s3","ChangeConfiguration",{"key":"HeartbeatInterval"}]',
+              '[2,"s4","ChangeConfiguration",{"key":5,"value":"1"}]']
+    for frame in frames:
+        rpc_csms.send_raw(frame)
+    for unique_id in ("-1", "s2", "s3", "s4"):
+        assert rpc_csms.next_raw_reply(unique_id)[0] == 4
+    _still_serving(rpc_csms)
+    mark = rpc_csms.mark()
+    station.sim(cmd="plug", connector=1)  # and the station still reports to the CSMS
+    rpc_csms.wait_for("StatusNotification", lambda p: p["status"] == "Preparing", after=mark)

@@ -1,0 +1,69 @@
+"""OCTT TC_019, TC_021, TC_040_1, TC_040_2 (configuration keys) against the second test CSMS:
+ocpp-rpc in strict mode (OCPP 1.6 §5.3, §5.8, §9.1)."""
+
+import pytest
+
+from tests.support.rpc_csms import make_rpc_station, rpc_csms  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.timeout(60)
+
+# The Core profile keys TC_019 requires, with readonly (None: either is allowed).
+CORE_KEYS = {
+    "AuthorizeRemoteTxRequests": None, "ClockAlignedDataInterval": False, "ConnectionTimeOut": False,
+    "ConnectorPhaseRotation": False, "GetConfigurationMaxKeys": True, "HeartbeatInterval": False,
+    "LocalAuthorizeOffline": False, "LocalPreAuthorize": False, "MeterValuesAlignedData": False,
+    "MeterValuesSampledData": False, "MeterValueSampleInterval": False, "NumberOfConnectors": True,
+    "ResetRetries": False, "StopTransactionOnInvalidId": False, "StopTxnAlignedData": False,
+    "StopTxnSampledData": False, "SupportedFeatureProfiles": True, "TransactionMessageAttempts": False,
+    "TransactionMessageRetryInterval": False, "UnlockConnectorOnEVSideDisconnect": None,
+}
+
+
+@pytest.fixture
+def station(rpc_csms, make_rpc_station):
+    s = make_rpc_station(configuration={"MeterValueSampleInterval": 60})
+    rpc_csms.wait_for("BootNotification")
+    return s
+
+
+def _value(csms, key):
+    conf = csms.call("GetConfiguration", {"key": [key]})
+    assert conf.get("unknownKey", []) == []
+    return conf["configurationKey"][0]["value"]
+
+
+def test_tc_019_retrieve_all_configuration_keys_ocpp_rpc(rpc_csms, station):
+    conf = rpc_csms.call("GetConfiguration", {})
+    keys = {k["key"]: k for k in conf["configurationKey"]}
+    assert len(keys) == len(conf["configurationKey"])  # no key twice
+    assert not conf.get("unknownKey")
+    for name, readonly in CORE_KEYS.items():
+        assert name in keys, f"{name} missing"
+        if readonly is not None:
+            assert keys[name]["readonly"] is readonly, keys[name]
+    assert keys["NumberOfConnectors"]["value"] == "1"
+    assert keys["MeterValueSampleInterval"]["value"] == "60"
+    assert "Core" in keys["SupportedFeatureProfiles"]["value"].split(",")
+
+
+def test_tc_021_change_set_configuration_ocpp_rpc(rpc_csms, station):
+    answer = rpc_csms.call("ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "15"})
+    assert answer == {"status": "Accepted"}
+    assert _value(rpc_csms, "MeterValueSampleInterval") == "15"
+    answer = rpc_csms.call("ChangeConfiguration", {"key": "StopTransactionOnEVSideDisconnect", "value": "false"})
+    assert answer == {"status": "Accepted"}
+    assert _value(rpc_csms, "StopTransactionOnEVSideDisconnect").lower() == "false"
+
+
+def test_tc_040_1_configuration_keys_not_supported_ocpp_rpc(rpc_csms, station):
+    answer = rpc_csms.call("ChangeConfiguration", {"key": "NoSuchKeyAtAll", "value": "1"})
+    assert answer == {"status": "NotSupported"}
+    conf = rpc_csms.call("GetConfiguration", {"key": ["NoSuchKeyAtAll"]})
+    assert conf.get("configurationKey", []) == [] and conf["unknownKey"] == ["NoSuchKeyAtAll"]
+
+
+def test_tc_040_2_configuration_keys_invalid_value_ocpp_rpc(rpc_csms, station):
+    for value in ("-1", "soon", ""):
+        answer = rpc_csms.call("ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": value})
+        assert answer == {"status": "Rejected"}, value
+    assert _value(rpc_csms, "MeterValueSampleInterval") == "60"  # unchanged
