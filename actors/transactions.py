@@ -286,7 +286,8 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
         if pending is None or not c.starting:
             return
         c.starting = False
-        if not c.plugged:  # the cable left while the lock moved: no session on an empty socket
+        if not c.plugged or not c.operative:  # the cable left, or the connector was made Unavailable,
+            # while the lock moved: no session
             if ok and not self._fixed_cable:
                 self._evse(SetConnectorLock(c.id, False))
             self._publish(c.id)
