@@ -26,41 +26,13 @@ import pykka
 
 from actors.ticker import Scheduler, Ticker
 from actors.vendors import HandlerWorkers, VendorRegistry, VendorReply, run_handler
-from messages.events import (CallAnswered, CallFailed, CallReceived, Due, HealthCheck, Peers, ReplyError,
+from messages.events import (DataTransferAnswered, DataTransferFailed, SendDataTransfer, CallAnswered, CallFailed, CallReceived, Due, HealthCheck, Peers, ReplyError,
                              ReplyResult, SendCall)
 from messages.frozen import freeze
 
 log = logging.getLogger(__name__)
 
 DEADLINE = "DataTransferDeadline"
-
-
-# TODO(lead): move these three into messages/events.py.
-@dataclass(frozen=True)
-class SendDataTransfer:
-    """Send a DataTransfer.req to the CSMS; the outcome goes to `reply_to` tagged with `tag`."""
-
-    vendor_id: str
-    message_id: str | None = None
-    data: str | None = None
-    reply_to: Any = None
-    tag: Any = None
-
-
-@dataclass(frozen=True)
-class DataTransferAnswered:
-    tag: Any
-    status: str  # Accepted | Rejected | UnknownMessageId | UnknownVendorId
-    data: str | None = None
-
-
-@dataclass(frozen=True)
-class DataTransferFailed:
-    """No answer: reason as in CallFailed ("CallError", "Timeout", "Disconnected", "Invalid", "Refused")."""
-
-    tag: Any
-    reason: str
-    detail: str = ""
 
 
 @dataclass(frozen=True)

@@ -439,3 +439,33 @@ class SetConfigurationValue:
 
     key: str
     value: Any
+
+
+# --- DataTransfer (OCPP 1.6 §4.3) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendDataTransfer:
+    """Send a DataTransfer.req to the CSMS; the outcome goes to `reply_to` tagged with `tag`."""
+
+    vendor_id: str
+    message_id: str | None = None
+    data: str | None = None
+    reply_to: Any = None
+    tag: Any = None
+
+
+@dataclass(frozen=True)
+class DataTransferAnswered:
+    tag: Any
+    status: str  # Accepted | Rejected | UnknownMessageId | UnknownVendorId
+    data: str | None = None
+
+
+@dataclass(frozen=True)
+class DataTransferFailed:
+    """No answer: reason as in CallFailed ("CallError", "Timeout", "Disconnected", "Invalid", "Refused")."""
+
+    tag: Any
+    reason: str
+    detail: str = ""

@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from actors import vendors
-from actors.data_transfer import DataTransfer, DataTransferAnswered, DataTransferFailed, SendDataTransfer
+from actors.data_transfer import DataTransfer
+from messages.events import DataTransferAnswered, DataTransferFailed, SendDataTransfer
 from actors.ticker import ManualScheduler
 from actors.vendors import VendorRegistry, VendorReply
 from messages import validation
