@@ -42,6 +42,7 @@ class Link(pykka.ThreadingActor):
         self._cp_id = cp_id
         self._routes: Mapping[str, Any] = {}  # action -> ActorRef; set once by LinkWiring, then read-only
         self._subscribers: tuple = ()
+        self._readers: Mapping[str, Any] = {}
         self._timeout_s = message_timeout_s
         self._ping_interval_s = ping_interval_s
         self._scheduler = scheduler
@@ -66,9 +67,9 @@ class Link(pykka.ThreadingActor):
         match message:
             case HealthCheck():
                 return True
-            case LinkWiring(routes, subscribers):
+            case LinkWiring(routes, subscribers, readers):
                 # The reader thread starts only now, so it sees the routes (thread start orders memory).
-                self._routes, self._subscribers = routes, subscribers
+                self._routes, self._subscribers, self._readers = routes, subscribers, readers or {}
                 self._conn.start()
             case SendCall():
                 if self._generation <= 0:  # offline: the caller decides (queue, retry, or go offline-mode)
@@ -127,8 +128,9 @@ class Link(pykka.ThreadingActor):
         if not isinstance(frame, ocppj.Call):
             self.actor_ref.tell(frame)  # responses are matched by the actor
             return
+        reader = self._readers.get(frame.action)
         route = self._routes.get(frame.action)
-        if route is None:
+        if route is None and reader is None:
             code = (ocppj.ErrorCode.NOT_SUPPORTED if frame.action in self._implemented
                     else ocppj.ErrorCode.NOT_IMPLEMENTED)
             self._send(ocppj.encode(ocppj.CallError(frame.unique_id, code.value,
@@ -138,6 +140,9 @@ class Link(pykka.ThreadingActor):
             validation.validate(frame.action, frame.payload)
         except validation.SchemaViolation as exc:
             self._send(ocppj.encode(ocppj.CallError(frame.unique_id, exc.code.value, exc.description, {})))
+            return
+        if reader is not None:  # a read-only request: answered here, from an immutable snapshot
+            self._replier.tell(reader(frame.unique_id, frame.payload))
             return
         try:
             route.tell(CallReceived(frame.unique_id, frame.action, freeze(frame.payload), self._replier))

@@ -26,7 +26,7 @@ from actors import sdnotify, store, vendors
 from actors.authorization import Authorization
 from actors.boot import BootNotifier
 from actors.clock import StationClock, parse_time
-from actors.configuration import Configuration, effective_values
+from actors.configuration import Configuration, ConfigurationView, effective_values
 from actors.data_transfer import DataTransfer
 from actors.evse import EvseDevice
 from actors.link import Link
@@ -95,9 +95,10 @@ class Station:
         refs["evse"] = EvseDevice.start(drivers["evse"])
         refs["meter_device"] = MeterDevice.start(drivers["meter"], s.station.connectors, config, scheduler=sch)
         refs["rfid"] = RfidListener.start(drivers["rfid"])
+        view = ConfigurationView(specs, config)
         refs["configuration"] = Configuration.start(db_path, specs, config, tuple(
             refs[n] for n in ("link", "boot", "status", "txqueue", "transactions", "meter", "meter_device",
-                              "authorization")))
+                              "authorization")), view)
         self.refs = refs
 
         peers = Peers(FrozenDict(refs))
@@ -111,7 +112,8 @@ class Station:
                     "data_transfer": ("DataTransfer",)}
         routes = FrozenDict({action: refs[name] for name, actions in handlers.items() for action in actions})
         refs["link"].tell(LinkWiring(routes, tuple(refs[n] for n in ("boot", "status", "txqueue", "transactions",
-                                                                      "authorization"))))
+                                                                      "authorization")),
+                                     FrozenDict({"GetConfiguration": view.get})))
 
     def request_exit(self, code: int) -> None:
         """Called by an actor (ResetManager) to end the process with `code`; thread-safe."""

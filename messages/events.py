@@ -218,6 +218,7 @@ class LinkWiring:
 
     routes: Any
     subscribers: tuple
+    readers: Any = None  # action -> fn(unique_id, payload) -> reply: thread-safe, answered on the socket thread
 
 
 @dataclass(frozen=True)

@@ -329,3 +329,24 @@ def test_a_changed_websocket_ping_interval_reaches_the_connection(rig):
     rig.link.tell(ConfigurationChanged("WebSocketPingInterval", 15))
     rig.settled()
     assert rig.conn.ping_interval_s == 15.0
+
+
+def test_a_read_only_request_is_answered_on_the_socket_thread_from_its_reader():
+    from actors.configuration import ConfigurationView
+    from actors import keys
+
+    specs = keys.registry(1, True)
+    view = ConfigurationView(specs, {n: s.default for n, s in specs.items()})
+    handler = Probe()
+    made = []
+    link = Link.start(CSMS, "CP1", 30.0, 60.0, ManualScheduler(), lambda *a: made.append(FakeConnection(*a)) or made[-1])
+    link.tell(LinkWiring(FrozenDict({"ChangeConfiguration": handler.ref}), (), FrozenDict({"GetConfiguration": view.get})))
+    sync(link)
+    conn = made[0]
+    conn.on_text(json.dumps([2, "g1", "GetConfiguration", {"key": ["HeartbeatInterval", "Nope"]}]), 1)
+    assert conn.next_sent() == [3, "g1", {"configurationKey": [
+        {"key": "HeartbeatInterval", "readonly": False, "value": "300"}], "unknownKey": ["Nope"]}]
+    handler.expect_none(CallReceived)
+    view.publish({**{n: s.default for n, s in specs.items()}, "HeartbeatInterval": 5})
+    conn.on_text(json.dumps([2, "g2", "GetConfiguration", {"key": ["HeartbeatInterval"]}]), 1)
+    assert conn.next_sent()[2]["configurationKey"][0]["value"] == "5"
