@@ -15,11 +15,14 @@ from typing import Any
 
 import pykka
 
+from actors.ticker import Ticker
 from hal import EvseController, HalError
-from messages.events import (HealthCheck, MainsPowerChanged, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, Peers, PlugConnected,
+from messages.events import (Due, HealthCheck, MainsPowerChanged, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, Peers, PlugConnected,
                              PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus)
 
 log = logging.getLogger(__name__)
+
+OPEN_RETRY_MIN_S, OPEN_RETRY_MAX_S = 1.0, 30.0
 
 
 class EvseDevice(pykka.ThreadingActor):
@@ -29,8 +32,13 @@ class EvseDevice(pykka.ThreadingActor):
         self._peers: Peers | None = None
         self._opened = False
         self._failed: set[int] = set()  # connectors we reported Faulted because a call failed
+        self._open_delay = OPEN_RETRY_MIN_S
+
+    def on_start(self) -> None:
+        self._ticker = Ticker(self.actor_ref)
 
     def on_stop(self) -> None:
+        self._ticker.cancel_all()
         if self._opened:
             try:
                 self._driver.close()
@@ -43,6 +51,8 @@ class EvseDevice(pykka.ThreadingActor):
                 return True
             case Peers():
                 self._peers = message
+                self._open()
+            case Due("open"):
                 self._open()
             case PlugConnected() | PlugDisconnected() | EvDrawChanged() | ConnectorFaultChanged() | MainsPowerChanged():
                 self._peers.transactions.tell(message)
@@ -58,14 +68,24 @@ class EvseDevice(pykka.ThreadingActor):
                 log.warning("EvseDevice: unexpected message %r", message)
 
     def _open(self) -> None:
+        """Open the controller; if it is not there (USB adapter missing at boot), report connector 0
+        Faulted and try again with back-off until it is."""
         try:
-            self._driver.open(self.actor_ref.tell)
-            self._opened = True
+            if not self._opened:
+                self._driver.open(self.actor_ref.tell)
+                self._opened = True
             states = self._driver.connector_states()
         except HalError as exc:
-            log.error("EVSE controller unavailable: %s", exc)
-            self._peers.transactions.tell(ConnectorFaultChanged(0, exc.error_code, str(exc)[:50]))
+            if self._open_delay == OPEN_RETRY_MIN_S:
+                log.error("EVSE controller unavailable: %s", exc)
+                self._peers.transactions.tell(ConnectorFaultChanged(0, exc.error_code, str(exc)[:50]))
+            self._ticker.after(self._open_delay, Due("open"))
+            self._open_delay = min(self._open_delay * 2, OPEN_RETRY_MAX_S)
             return
+        if self._open_delay > OPEN_RETRY_MIN_S:
+            log.info("EVSE controller available")
+            self._peers.transactions.tell(ConnectorFaultChanged(0, "NoError"))
+        self._open_delay = OPEN_RETRY_MIN_S
         for s in states:
             if s.plugged:
                 self._peers.transactions.tell(PlugConnected(s.connector))
@@ -82,8 +102,13 @@ class EvseDevice(pykka.ThreadingActor):
             self._failed.add(connector)
             self._peers.transactions.tell(ConnectorFaultChanged(connector, exc.error_code, str(exc)[:50]))
             return None
-        if connector in self._failed:  # the controller answers again: the fault we raised is over
-            self._failed.discard(connector)
+        if connector in self._failed:  # the controller answers again: report what it says now, which
+            self._failed.discard(connector)  # may be a real fault of its own (not a blanket NoError)
             log.info("EVSE controller answers again on connector %s", connector)
-            self._peers.transactions.tell(ConnectorFaultChanged(connector, "NoError"))
+            try:
+                state = next((s for s in self._driver.connector_states() if s.connector == connector), None)
+            except HalError:
+                state = None
+            if state is not None:
+                self._peers.transactions.tell(ConnectorFaultChanged(connector, state.error_code, state.info))
         return result

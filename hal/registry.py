@@ -8,9 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+def _keys(module: str) -> dict[str, type]:
+    """A driver module's DRIVER_KEYS (importing it does not import its optional packages)."""
+    import importlib
+
+    return importlib.import_module(module).DRIVER_KEYS
+
+
 # (device, driver) -> {key: TOML type}; "driver" itself is always allowed.
 DRIVERS: dict[tuple[str, str], dict[str, type]] = {
     ("evse", "sim"): {},
+    ("evse", "openevse"): _keys("hal.openevse"),
     ("meter", "sim"): {},
     ("rfid", "sim"): {},
 }
@@ -24,4 +32,8 @@ def build(device: str, section: Mapping[str, Any], hal: Mapping[str, Any], conne
 
         sim = Simulator.shared(hal["sim"]["control"], connectors, fixed_cable)
         return {"evse": SimEvse, "meter": SimMeter, "rfid": SimReader}[device](sim)
+    if (device, driver) == ("evse", "openevse"):
+        from hal.openevse import from_settings
+
+        return from_settings(section)
     raise ValueError(f"no driver {driver!r} for {device}")
