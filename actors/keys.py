@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 
 MEASURANDS = frozenset({
-    "Energy.Active.Import.Register", "Power.Active.Import", "Current.Import", "Voltage", "Current.Offered",
+    "Energy.Active.Import.Register", "Energy.Active.Export.Register", "Power.Active.Import", "Current.Import",
+    "Voltage", "Current.Offered",
 })
 
 

@@ -20,6 +20,7 @@ DRIVERS: dict[tuple[str, str], dict[str, type]] = {
     ("evse", "sim"): {},
     ("evse", "openevse"): _keys("hal.openevse"),
     ("meter", "sim"): {},
+    ("meter", "sdm"): _keys("hal.sdm"),
     ("rfid", "sim"): {},
 }
 
@@ -36,4 +37,8 @@ def build(device: str, section: Mapping[str, Any], hal: Mapping[str, Any], conne
         from hal.openevse import from_settings
 
         return from_settings(section)
+    if (device, driver) == ("meter", "sdm"):
+        from hal.sdm import from_settings as sdm_from_settings
+
+        return sdm_from_settings(section, connectors)
     raise ValueError(f"no driver {driver!r} for {device}")
