@@ -41,6 +41,7 @@ class Connector:
     starting: bool = False  # lock requested, StartTransaction not yet queued
     session: Session | None = None
     finishing: bool = False  # a transaction ended with the cable still in
+    cable_in_socket: bool = False  # a socket's cable, still in after an EV-side unplug
     ev_side_disconnected: bool = False
     reserved: dict = field(default_factory=dict)
 
@@ -65,7 +66,7 @@ class Connector:
             return "Charging" if self.ev_drawing else "SuspendedEV"
         if not self.operative:
             return "Unavailable"
-        if self.finishing and self.plugged:
+        if self.finishing and (self.plugged or self.cable_in_socket):
             return "Finishing"
         if self.plugged or self.authorized_tag is not None or self.starting or self.authorizing_tag:
             return "Preparing"

@@ -17,7 +17,7 @@ import pykka
 
 from actors.ticker import Ticker
 from hal import EvseController, HalError
-from messages.events import (Due, HealthCheck, MainsPowerChanged, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, Peers, PlugConnected,
+from messages.events import (CableDetached, Due, HealthCheck, MainsPowerChanged, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, Peers, PlugConnected,
                              PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus)
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ class EvseDevice(pykka.ThreadingActor):
                 self._open()
             case Due("open"):
                 self._open()
-            case PlugConnected() | PlugDisconnected() | EvDrawChanged() | ConnectorFaultChanged() | MainsPowerChanged():
+            case (PlugConnected() | PlugDisconnected() | CableDetached() | EvDrawChanged() | ConnectorFaultChanged()
+                  | MainsPowerChanged()):
                 self._peers.transactions.tell(message)
             case SetContactor(connector, closed):
                 self._call(connector, self._driver.set_contactor, connector, closed)

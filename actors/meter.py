@@ -22,7 +22,7 @@ import pykka
 
 from actors import store
 from actors.clock import StationClock
-from actors.meterdata import measurand_list, meter_value
+from actors.meterdata import ENERGY, measurand_list, meter_value
 from actors.ticker import Scheduler, Ticker
 from messages.events import (HealthCheck, TransactionDataSampled, ConfigurationChanged, Due, MeterReading, MeterSampled, Peers, SendCall,
                              TransactionBegan, TransactionEnded, TransactionMessagesQueued)
@@ -111,8 +111,9 @@ class MeterSampler(pykka.ThreadingActor):
             start = self._clock.now() - step * n
             self._sessions[connector] = (local_id, start, generation)
             at = start + step * n
-        self._queue(connector, local_id, "Sample.Periodic", measurand_list(self._config["MeterValuesSampledData"]),
-                    at)
+        # OCTT TC_070: an empty MeterValuesSampledData still samples the energy register.
+        measurands = measurand_list(self._config["MeterValuesSampledData"]) or (ENERGY,)
+        self._queue(connector, local_id, "Sample.Periodic", measurands, at)
         self._for_stop(connector, local_id, "StopTxnSampledData", "Sample.Periodic", at)
         self._schedule_sample(connector, n + 1)
 
@@ -124,7 +125,9 @@ class MeterSampler(pykka.ThreadingActor):
         if mv is not None and self._peers is not None:
             self._peers.transactions.tell(TransactionDataSampled(connector, local_id, freeze(mv)))
 
-    def _schedule_aligned(self) -> None:
+    def _schedule_aligned(self, served: datetime | None = None) -> None:
+        """Aim at the next boundary after now, and always after the one just served: a clock set
+        back a few milliseconds by the CSMS must not serve the same boundary twice."""
         self._aligned_generation += 1
         interval = self._config["ClockAlignedDataInterval"]
         if interval <= 0:
@@ -133,6 +136,8 @@ class MeterSampler(pykka.ThreadingActor):
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         elapsed = (now - midnight).total_seconds()
         boundary = midnight + timedelta(seconds=(int(elapsed // interval) + 1) * interval)
+        if served is not None and boundary <= served:
+            boundary = served + timedelta(seconds=interval)
         self._ticker.after((boundary - now).total_seconds(), Due("aligned", self._aligned_generation, boundary))
 
     def _aligned(self, boundary: datetime) -> None:
@@ -150,7 +155,7 @@ class MeterSampler(pykka.ThreadingActor):
                 if mv:
                     self._peers.link.tell(SendCall("MeterValues", freeze({"connectorId": connector,
                                                                           "meterValue": [mv]})))
-        self._schedule_aligned()
+        self._schedule_aligned(boundary)
 
     def _queue(self, connector: int, local_id: int, context: str, measurands: tuple, at: datetime) -> None:
         reading = self._readings.get(connector)

@@ -5,7 +5,8 @@ ConfigurationChanged(MinimumStatusDuration), Due("report"), answers to its Statu
 Emits: SendCall(StatusNotification).
 
 A status is reported once it has held for MinimumStatusDuration seconds (0 = at once, as the
-test tool wants); a status that flips back before then is never reported. The timestamp is
+test tool wants), SuspendedEV at least SETTLE_S; a status that flips back before then is never
+reported. The timestamp is
 when the status began. After BootNotification is Accepted every connector, 0 included, is
 reported (errata 3.22); after a reconnect, whatever changed while offline.
 """
@@ -24,6 +25,11 @@ from messages.events import (HealthCheck, CallAnswered, CallFailed, Configuratio
 from messages.frozen import freeze
 
 log = logging.getLogger(__name__)
+
+# The manufacturer's delay added to MinimumStatusDuration (OCPP 1.6 §4.9 allows it): an EV takes a
+# moment to ask for energy after the contactor closes or a session starts, so a SuspendedEV that
+# lasts less than this is the gap between two events, not a state worth a StatusNotification.
+SETTLE_S = {"SuspendedEV": 0.5}
 
 
 class StatusDebouncer(pykka.ThreadingActor):
@@ -85,8 +91,9 @@ class StatusDebouncer(pykka.ThreadingActor):
             return  # same status again: keep its original start time
         self._current[m.connector] = m
         self._ticker.cancel(self._timers.pop(m.connector, None))
-        if self._minimum_s > 0 and m.connector in self._reported:
-            self._timers[m.connector] = self._ticker.after(self._minimum_s, Due("report", 0, m.connector))
+        delay = max(self._minimum_s, SETTLE_S.get(m.status, 0.0))
+        if delay > 0 and m.connector in self._reported:
+            self._timers[m.connector] = self._ticker.after(delay, Due("report", 0, m.connector))
         else:
             self._report(m.connector)
 

@@ -25,7 +25,7 @@ from actors.connector_requests import ConnectorRequests
 from actors.transaction_book import TransactionBook
 from actors.meterdata import ENERGY, measurand_list, meter_value
 from actors.ticker import Scheduler, Ticker
-from messages.events import (AuthorizeTag, TransactionDataSampled, HealthCheck, MainsPowerChanged, ShutDown,
+from messages.events import (AuthorizeTag, CableDetached, TransactionDataSampled, HealthCheck, MainsPowerChanged, ShutDown,
                              StopAllTransactions, TagAuthorized, CallReceived, CardPresented, ConfigurationChanged,
                              ConnectorFaultChanged, ConnectorLockResult, ConnectorStatusChanged, Due, EvDrawChanged,
                              LinkDown, LinkUp, MeterReading, MeterSampled, Peers, PlugConnected, PlugDisconnected,
@@ -108,6 +108,10 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
                 self._plug(self._connectors[c], True)
             case PlugDisconnected(c) if c in self._connectors:
                 self._plug(self._connectors[c], False)
+            case CableDetached(c) if c in self._connectors:
+                self._connectors[c].cable_in_socket = False
+                self._connectors[c].finishing = False
+                self._publish(c)
             case EvDrawChanged(c, drawing) if c in self._connectors:
                 self._connectors[c].ev_drawing = drawing
                 self._publish(c)
@@ -165,12 +169,14 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
 
     def _plug(self, c: Connector, plugged: bool) -> None:
         c.plugged = plugged
+        if plugged and not self._fixed_cable:
+            c.cable_in_socket = True
         if plugged:
             if c.authorized_tag is not None and c.session is None and c.operative and not c.faulted:
                 self._begin(c, c.authorized_tag, c.authorized_parent)
         else:
             c.ev_drawing = False
-            c.finishing = False
+            c.finishing = c.finishing and c.cable_in_socket  # Finishing while a socket still holds the cable
             if c.session is not None and self._config["StopTransactionOnEVSideDisconnect"]:
                 self._stop_transaction(c, "EVDisconnected", None)
         self._publish(c.id)
@@ -319,7 +325,7 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
                         self._transaction_data(session, reading, meter_stop, now))
         self._wake_queue()
         c.session = None
-        c.finishing = c.plugged
+        c.finishing = c.plugged or c.cable_in_socket
         if c.pending_operative is not None:
             c.operative, c.pending_operative = c.pending_operative, None
         # OCPP 1.6 §9.1: after an EV-side unplug the socket is unlocked only if

@@ -26,6 +26,16 @@ class PlugDisconnected:
 
 
 @dataclass(frozen=True)
+class CableDetached:
+    """A socket station's proximity pin no longer sees a cable: the socket is empty again.
+
+    After an EV-side unplug (PlugDisconnected) the cable may still be in the socket; only this
+    says it has gone. Fixed-cable stations never send it."""
+
+    connector: int
+
+
+@dataclass(frozen=True)
 class EvDrawChanged:
     """The EV asks for energy (drawing=True: J1772 state C) or stops asking (False: state B).
 

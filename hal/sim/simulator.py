@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from hal import Emit, HalError
-from messages.events import ConnectorFaultChanged, EvDrawChanged, PlugConnected, PlugDisconnected
+from messages.events import CableDetached, ConnectorFaultChanged, EvDrawChanged, PlugConnected, PlugDisconnected
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class ConnectorModel:
     lock_fails: bool = False
     locked: bool = False
     contactor: bool = False
+    cable_in_socket: bool = False  # a socket station's proximity pin (never for a fixed cable)
     current_limit_a: float = 32
     status: str = "Unknown"  # what the firmware last showed (show_status)
     transaction_id: int | None = None
@@ -226,6 +227,7 @@ class Simulator:
         """Change a connector and emit what an EVSE controller would notice (lock held)."""
         self._settle()
         was_plugged, was_requesting, was_error = c.plugged, c.requesting, c.error_code
+        was_in_socket = c.cable_in_socket
         for name, value in changes.items():
             setattr(c, name, value)
         if c.plugged != was_plugged:
@@ -235,6 +237,8 @@ class Simulator:
             self._emit(EvDrawChanged(c.connector, c.requesting))
         if c.error_code != was_error:
             self._emit(ConnectorFaultChanged(c.connector, c.error_code))
+        if was_in_socket and not c.cable_in_socket:
+            self._emit(CableDetached(c.connector))
 
     def _emit(self, event: object) -> None:
         # Under the lock, so events keep the order of the changes; emit only tells an actor.
@@ -286,12 +290,17 @@ class Simulator:
             return {"station": self.state()["station"]} if c.connector == 0 else {"connector": c.as_dict()}
 
     def _cmd_plug(self, msg: dict) -> dict:
-        return self._changed(msg, plugged=True)
+        return self._changed(msg, plugged=True, cable_in_socket=not self.fixed_cable)
 
     def _cmd_unplug(self, msg: dict) -> dict:
-        if self.fixed_cable:
+        """side "ev": the cable leaves the car but stays in a socket (the pilot opens, the proximity
+        pin still sees the cable); side "both" (default): the cable is gone from both ends."""
+        side = msg.get("side", "both")
+        if side not in ("ev", "both"):
+            raise CommandError("side must be \"ev\" or \"both\"")
+        if self.fixed_cable or side == "ev":
             return self._changed(msg, plugged=False)
-        return self._changed(msg, plugged=False, locked=False)  # a socket's lock holds nothing now
+        return self._changed(msg, plugged=False, cable_in_socket=False, locked=False)
 
     def _cmd_ev(self, msg: dict) -> dict:
         return self._changed(msg, ev_state=_arg(msg, "state", EV_STATES.__contains__, "charging or suspended"))

@@ -58,8 +58,6 @@ def test_tc_070_sampled_meter_values(csms, make_station):
     assert samples[2].time - samples[0].time >= 1.0, "samples sent faster than the interval"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with MeterValuesSampledData empty no sampled MeterValues are sent at "
-                                       "all (TC_070: the default measurand is Energy.Active.Import.Register)")
 def test_tc_070_sampled_meter_values_empty_key_defaults_to_energy_register(csms, make_station):
     """TC_070, second reading of the case: with MeterValuesSampledData empty the sampled value is
     the default measurand, Energy.Active.Import.Register."""
@@ -71,10 +69,6 @@ def test_tc_070_sampled_meter_values_empty_key_defaults_to_energy_register(csms,
         _check_values(r, "Sample.Periodic", [ENERGY])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a clock-aligned sample is sent twice (same boundary timestamp, two "
-                                       "message ids) when the station's clock was set back a little after the "
-                                       "boundary was scheduled: the next boundary is computed from now, not from "
-                                       "the boundary just served")
 def test_tc_071_clock_aligned_meter_values(csms, make_station, monkeypatch):
     """Charging with MeterValueSampleInterval 0 and ClockAlignedDataInterval 2 s: MeterValues with
     timestamps exactly on the 2 s boundaries counted from midnight (:00, :02, ...), context

@@ -9,11 +9,6 @@ from tests.conformance.conftest import (AnyOrder, M, SN, authorize_remote_tx_req
 
 pytestmark = pytest.mark.timeout(90)
 
-PLUG_AFTER_AUTHORIZATION_BUG = pytest.mark.xfail(
-    strict=True, reason="BUG: cable plugged in after the authorization: a StatusNotification(SuspendedEV) comes "
-                        "before Charging (the transaction starts on the plug event, before the EV's energy request "
-                        "is seen)")
-
 
 def test_tc_010_remote_start_charging_session_cable_plugged_in_first(csms, make_station):
     """Reusable state Charging reached through RemoteStart: plug in -> Preparing ->
@@ -25,7 +20,6 @@ def test_tc_010_remote_start_charging_session_cable_plugged_in_first(csms, make_
     assert station.state()["contactor"] is True
 
 
-@PLUG_AFTER_AUTHORIZATION_BUG
 def test_tc_011_1_remote_start_charging_session_remote_start_first(csms, make_station):
     """The tool reads AuthorizeRemoteTxRequests, sends RemoteStartTransaction (no cable yet) ->
     Accepted; Authorize if the key is true, and StatusNotification(Preparing); plug in ->

@@ -12,7 +12,7 @@ from actors.clock import StationClock
 from actors.ticker import ManualScheduler
 from actors.connector_requests import DEFERRED_STOP_S
 from actors.transactions import TransactionManager
-from messages.events import (AuthorizeTag, CallReceived, CardPresented, ConnectorFaultChanged, ConnectorLockResult,
+from messages.events import (CableDetached, AuthorizeTag, CallReceived, CardPresented, ConnectorFaultChanged, ConnectorLockResult,
                              ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged, MeterReading, MeterSampled,
                              Peers, PlugConnected, PlugDisconnected, ReplyResult, SendCall, SetConnectorLock,
                              SetContactor, ShowStatus, ShutDown, TagAuthorized, TransactionBegan, TransactionEnded,
@@ -279,6 +279,7 @@ def test_a_connection_timeout_from_an_earlier_authorization_does_not_cut_a_later
     rig.advance(10)
     rig.tm.tell(CardPresented("TAG1"))  # t=20: stopped
     rig.tm.tell(PlugDisconnected(1))
+    rig.tm.tell(CableDetached(1))
     rig.advance(10)
     rig.answer_authorize(rig.card("TAG2"))  # t=30: a new authorization, timer for t=90
     rig.status.expect(status_is("Preparing"))
@@ -331,6 +332,8 @@ def test_unplugging_stops_the_transaction_with_reason_ev_disconnected(rig):
     rig.evse.expect(SetContactor(1, False))
     [stop] = rig.queued("StopTransaction")
     assert stop["payload"]["reason"] == "EVDisconnected"
+    rig.status.expect(status_is("Finishing"))  # a socket: the cable is still in it
+    rig.tm.tell(CableDetached(1))
     rig.status.expect(status_is("Available"))
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from hal import ConnectorHardwareState, HalError
 from hal.sim import SimEvse, SimMeter, SimReader, Simulator
-from messages.events import (
+from messages.events import (CableDetached, 
     CardPresented,
     ConnectorFaultChanged,
     EvDrawChanged,
@@ -201,8 +201,8 @@ def test_unplug_emits_plug_disconnected_and_releases_a_socket_lock(control, evse
     assert control.connector(2)["locked"] is True
     reply = control.ok("unplug", connector=2)
     assert reply["connector"]["plugged"] is False and reply["connector"]["locked"] is False
-    assert [events.next() for _ in range(4)] == [
-        PlugConnected(2), EvDrawChanged(2, True), PlugDisconnected(2), EvDrawChanged(2, False)]
+    assert [events.next() for _ in range(5)] == [
+        PlugConnected(2), EvDrawChanged(2, True), PlugDisconnected(2), EvDrawChanged(2, False), CableDetached(2)]
     control.ok("unplug", connector=2)
     events.none()
 
@@ -520,3 +520,15 @@ def test_simctl_exit_codes(sim, reader, events):
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     unreachable = simctl(closed_port(), "state")
     assert unreachable.returncode == 2 and "cannot talk" in unreachable.stderr
+
+
+
+def test_unplugging_at_the_ev_side_leaves_the_cable_in_the_socket(control, evse, events):
+    control.ok("plug", connector=2)
+    assert control.ok("unplug", connector=2, side="ev")["connector"]["cable_in_socket"] is True
+    assert [events.next() for _ in range(4)] == [
+        PlugConnected(2), EvDrawChanged(2, True), PlugDisconnected(2), EvDrawChanged(2, False)]
+    events.none()
+    control.ok("unplug", connector=2)  # now the cable leaves the socket too
+    assert events.next() == CableDetached(2)
+    assert control.error("unplug", connector=2, side="car")
