@@ -121,7 +121,7 @@ def test_tc_005_2_ev_side_disconnected_stop_true_unlock_false(csms, make_station
         "StopTransactionOnEVSideDisconnect": True, "UnlockConnectorOnEVSideDisconnect": False})
     _, tx = reach_charging(csms, station, "OCTT1")
     after = csms.mark()
-    station.sim(cmd="unplug", connector=1)
+    station.sim(cmd="unplug", connector=1, side="ev")  # the cable stays in the socket
     expect_sequence(csms, after, [AnyOrder(
         M("StopTransaction", reason="EVDisconnected", transactionId=tx),
         SN(1, {"Finishing", "Available"}))])
