@@ -22,6 +22,7 @@ DRIVERS: dict[tuple[str, str], dict[str, type]] = {
     ("meter", "sim"): {},
     ("meter", "sdm"): _keys("hal.sdm"),
     ("rfid", "sim"): {},
+    ("rfid", "pcsc"): _keys("hal.pcsc"),
 }
 
 
@@ -41,4 +42,8 @@ def build(device: str, section: Mapping[str, Any], hal: Mapping[str, Any], conne
         from hal.sdm import from_settings as sdm_from_settings
 
         return sdm_from_settings(section, connectors)
+    if (device, driver) == ("rfid", "pcsc"):
+        from hal.pcsc import from_settings as pcsc_from_settings
+
+        return pcsc_from_settings(section)
     raise ValueError(f"no driver {driver!r} for {device}")
