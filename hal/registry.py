@@ -28,6 +28,9 @@ DRIVERS: dict[tuple[str, str], dict[str, type]] = {
 
 def build(device: str, section: Mapping[str, Any], hal: Mapping[str, Any], connectors: int, fixed_cable: bool):
     """Create the driver object for `device` ("evse", "meter", "rfid") from its settings."""
+    from messages.frozen import thaw
+
+    section = thaw(section)  # the settings are frozen; drivers take plain TOML values (lists, not tuples)
     driver = section.get("driver", "sim")
     if driver == "sim":
         from hal.sim import Simulator, SimEvse, SimMeter, SimReader

@@ -57,7 +57,8 @@ class StationProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "actors.station", "--config", str(self.config_path)],
                                      cwd=REPO, stdout=log, stderr=log)
-        self._wait_sim()
+        if 'driver = "sim"' in self.config_path.read_text():
+            self._wait_sim()
         return self
 
     def _wait_sim(self, timeout: float = 10) -> None:
