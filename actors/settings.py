@@ -203,7 +203,11 @@ def _hal(hal: Any, base: Path) -> dict:
             known = ", ".join(sorted(d for dev, d in DRIVERS if dev == device))
             raise SettingsError(f"hal.{device}.driver: unknown driver {driver!r} (known: {known})")
         allowed = DRIVERS[(device, driver)]
-        checked = _section(section, f"hal.{device}", {"driver": str, **allowed})
+        station_keys = {"poll_interval_s": float, "fault_after_s": float} if device == "meter" else {}
+        checked = _section(section, f"hal.{device}", {"driver": str, **station_keys, **allowed})
+        for key in station_keys:
+            if key in checked and not 0.1 <= checked[key] <= 3600:
+                raise SettingsError(f"hal.{device}.{key} must be between 0.1 and 3600 seconds")
         out[device] = checked
     for key in hal:
         if key not in ("evse", "meter", "rfid", "sim"):

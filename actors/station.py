@@ -93,7 +93,11 @@ class Station:
                                           (refs["link"], refs["status"], refs["txqueue"], refs["authorization"]),
                                           config["HeartbeatInterval"], sch)
         refs["evse"] = EvseDevice.start(drivers["evse"])
-        refs["meter_device"] = MeterDevice.start(drivers["meter"], s.station.connectors, config, scheduler=sch)
+        meter = s.hal["meter"]
+        poll_s = float(meter.get("poll_interval_s", 1.0))
+        refs["meter_device"] = MeterDevice.start(drivers["meter"], s.station.connectors, config, poll_s,
+                                                 max(1, round(float(meter.get("fault_after_s", 3.0)) / poll_s)),
+                                                 scheduler=sch)
         refs["rfid"] = RfidListener.start(drivers["rfid"])
         view = ConfigurationView(specs, config)
         refs["configuration"] = Configuration.start(db_path, specs, config, tuple(

@@ -15,6 +15,9 @@ def _keys(module: str) -> dict[str, type]:
     return importlib.import_module(module).DRIVER_KEYS
 
 
+# Keys of a device section that the station's device actor reads (actors/settings.py checks them).
+STATION_KEYS = ("poll_interval_s", "fault_after_s")
+
 # (device, driver) -> {key: TOML type}; "driver" itself is always allowed.
 DRIVERS: dict[tuple[str, str], dict[str, type]] = {
     ("evse", "sim"): {},
@@ -31,6 +34,8 @@ def build(device: str, section: Mapping[str, Any], hal: Mapping[str, Any], conne
     from messages.frozen import thaw
 
     section = thaw(section)  # the settings are frozen; drivers take plain TOML values (lists, not tuples)
+    for key in STATION_KEYS:  # read by the station's device actor, not by the driver
+        section.pop(key, None)
     driver = section.get("driver", "sim")
     if driver == "sim":
         from hal.sim import Simulator, SimEvse, SimMeter, SimReader

@@ -353,3 +353,16 @@ def test_unlock_connector_on_ev_side_disconnect_is_read_only_only_with_a_fixed_c
     data = with_("configuration", UnlockConnectorOnEVSideDisconnect=True)
     data["station"]["fixed_cable"] = False
     assert load(write(tmp_path, data)).configuration["UnlockConnectorOnEVSideDisconnect"] is True
+
+
+def test_the_meter_section_takes_the_station_s_poll_interval_and_fault_grace(tmp_path):
+    data = minimal()
+    data["hal"] = {"meter": {"driver": "sim", "poll_interval_s": 0.5, "fault_after_s": 10}}
+    settings = load(write(tmp_path, data))
+    assert settings.hal["meter"]["fault_after_s"] == 10
+    data["hal"]["meter"]["fault_after_s"] = 0
+    with pytest.raises(SettingsError, match="hal.meter.fault_after_s"):
+        load(write(tmp_path, data))
+    data["hal"] = {"evse": {"driver": "sim", "fault_after_s": 3}}
+    with pytest.raises(SettingsError, match="hal.evse.fault_after_s"):
+        load(write(tmp_path, data))
