@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -70,7 +69,10 @@ class StationProcess:
                 socket.create_connection(("127.0.0.1", self.sim_port), timeout=0.5).close()
                 return
             except OSError:
-                time.sleep(0.05)
+                try:  # the pause between tries doubles as the check that the station is still running
+                    self.proc.wait(0.05)
+                except subprocess.TimeoutExpired:
+                    pass
         raise AssertionError(f"simulator socket never opened:\n{self.log_tail()}")
 
     def sim(self, **command) -> dict:
