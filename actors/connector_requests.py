@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from actors.connector import Connector
-from messages.events import AllTransactionsStopped, Due, ReplyResult, SetConnectorLock
+from messages.events import AllTransactionsStopped, Due, ReplyResult, SetConnectorLock, ShutDown
 from messages.frozen import freeze
 
 log = logging.getLogger("actors.transactions")
@@ -132,3 +132,11 @@ class ConnectorRequests:
                 count += 1
         if reply_to is not None:
             reply_to.tell(AllTransactionsStopped(count))
+
+    def _mains(self, on: bool) -> None:
+        """Mains power lost: with back-up power, stop every transaction (PowerLoss) and shut down
+        cleanly (OCTT TC_032_1); without it this process dies with the controller anyway."""
+        if on or not self._backup_power:
+            return
+        log.warning("mains power lost: stopping transactions on back-up power")
+        self._tell("reset", ShutDown("PowerLoss", 0, 10.0))

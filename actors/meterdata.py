@@ -48,3 +48,18 @@ def meter_value(reading: MeterReading, measurands: tuple[str, ...], context: str
                 timestamp: datetime) -> dict | None:
     values = sampled_values(reading, measurands, context)
     return {"timestamp": format_time(timestamp), "sampledValue": values} if values else None
+
+
+def transaction_data(config, meter_start_wh: int, started_at: datetime, collected: list,
+                     reading: MeterReading | None, meter_stop_wh: int, at: datetime) -> list:
+    """StopTransaction.transactionData (OCPP 1.6 §4.10, errata 3.14.5/3.16.6): Transaction.Begin, the
+    StopTxnSampledData / StopTxnAlignedData values collected meanwhile, Transaction.End. Both keys
+    empty: none."""
+    measurands = measurand_list(config["StopTxnSampledData"])
+    if not measurands and not measurand_list(config["StopTxnAlignedData"]):
+        return []
+    begin = meter_value(MeterReading(0, meter_start_wh, ()), tuple(m for m in measurands if m == ENERGY),
+                        "Transaction.Begin", started_at) if measurands else None
+    end = meter_value(reading or MeterReading(0, meter_stop_wh, ()), measurands, "Transaction.End", at) \
+        if measurands else None
+    return [d for d in (begin, *collected, end) if d]

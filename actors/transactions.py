@@ -22,10 +22,11 @@ from actors import store
 from actors.clock import StationClock
 from actors.connector import Connector, Session, station_status
 from actors.connector_requests import ConnectorRequests
+from actors.identification import Identification
 from actors.transaction_book import TransactionBook
-from actors.meterdata import ENERGY, measurand_list, meter_value
+from actors.meterdata import transaction_data
 from actors.ticker import Scheduler, Ticker
-from messages.events import (AuthorizeTag, CableDetached, TransactionDataSampled, HealthCheck, MainsPowerChanged, ShutDown,
+from messages.events import (CableDetached, TransactionDataSampled, HealthCheck, MainsPowerChanged,
                              StopAllTransactions, TagAuthorized, CallReceived, CardPresented, ConfigurationChanged,
                              ConnectorFaultChanged, ConnectorLockResult, ConnectorStatusChanged, Due, EvDrawChanged,
                              LinkDown, LinkUp, MeterReading, MeterSampled, Peers, PlugConnected, PlugDisconnected,
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 MAX_TRANSACTION_DATA = 100  # MeterValues kept for one StopTransaction
 
 
-class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
+class TransactionManager(Identification, ConnectorRequests, pykka.ThreadingActor):
     def __init__(self, db_path: str, connectors: int, fixed_cable: bool, config: Any, clock: StationClock,
                  scheduler: Scheduler | None = None, backup_power: bool = False):
         super().__init__()
@@ -86,7 +87,8 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
                         tx.connector)
             session = Session(tx.local_id, tx.id_tag, None, tx.meter_start_wh, tx.started_at)
             self._book.stop(tx.local_id, tx.id_tag, tx.last_meter_wh, tx.last_meter_at, "PowerLoss",
-                            self._transaction_data(session, None, tx.last_meter_wh, tx.last_meter_at))
+                            transaction_data(self._config, session.meter_start_wh, session.started_at, session.transaction_data, None,
+                                             tx.last_meter_wh, tx.last_meter_at))
             connector = self._connectors.get(tx.connector)
             if connector is not None:
                 connector.finishing = True
@@ -197,83 +199,6 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
             if c.session.invalid:
                 self._limit_invalid(c)
 
-    # --- identification and authorization --------------------------------------------------------
-
-    def _card(self, id_tag: str) -> None:
-        for c in self._connectors.values():
-            if c.session is not None and c.session.id_tag.lower() == id_tag.lower():
-                self._stop_transaction(c, "Local", id_tag)  # OCPP 1.6 §3.6.1: the same card stops, no Authorize
-                self._publish(c.id)
-                return
-        # Another card can only stop a session of its group (same parentIdTag), so it is worth an
-        # Authorize only when a running session has a group (OCTT TC_068 expects none otherwise).
-        grouped = [c for c in self._connectors.values() if c.session is not None and c.session.parent_id_tag]
-        free = self._free_connector(prefer_plugged=True)
-        if free is None and not grouped:
-            log.info("card %s presented but no connector is free", id_tag)
-            return
-        target = free.id if free is not None else None
-        if free is not None:
-            free.authorizing_tag = id_tag
-            self._publish(free.id)
-        self._authorize(id_tag, ("card", id_tag, target))
-
-    def _authorize(self, id_tag: str, tag: tuple) -> None:
-        self._tell("authorization", AuthorizeTag(id_tag, self.actor_ref, tag))
-
-    def _authorized(self, tag: tuple, info: Any) -> None:
-        kind, id_tag, target = tag
-        accepted = info.get("status") == "Accepted"
-        parent = info.get("parentIdTag")
-        if kind == "card" and accepted and parent:
-            for c in self._connectors.values():  # OCPP 1.6 §3.6.1: same parentIdTag stops the session
-                if c.session is not None and c.session.parent_id_tag and c.session.parent_id_tag.lower() == parent.lower():
-                    self._clear_authorizing(target, id_tag)
-                    self._stop_transaction(c, "Local", id_tag)
-                    self._publish(c.id)
-                    return
-        c = self._connectors.get(target) if target is not None else None
-        if c is None:
-            return
-        self._clear_authorizing(target, id_tag)
-        if not accepted:
-            log.info("idTag %s not accepted (%s)", id_tag, info.get("status"))
-            self._publish(c.id)
-            return
-        self._authorize_connector(c, id_tag, parent)
-
-    def _clear_authorizing(self, target: int | None, id_tag: str) -> None:
-        c = self._connectors.get(target) if target is not None else None
-        if c is not None and c.authorizing_tag == id_tag:
-            c.authorizing_tag = None
-
-    def _authorize_connector(self, c: Connector, id_tag: str, parent: str | None) -> None:
-        if c.session is not None or c.faulted or not c.operative:
-            self._publish(c.id)
-            return
-        if c.plugged:
-            self._begin(c, id_tag, parent)
-        else:
-            c.authorized_tag, c.authorized_parent = id_tag, parent
-            # OCPP 1.6 §9.1 ConnectionTimeOut: the cable must come within this many seconds.
-            self._ticker.cancel(self._connection_timers.pop(c.id, None))
-            self._connection_timers[c.id] = self._ticker.after(self._config["ConnectionTimeOut"],
-                                                               Due("connection_timeout", 0, c.id))
-        self._publish(c.id)
-
-    def _connection_timeout(self, c: Connector) -> None:
-        self._connection_timers.pop(c.id, None)
-        if c.authorized_tag is not None and c.session is None and not c.starting:
-            log.info("connector %s: no cable within ConnectionTimeOut, authorization dropped", c.id)
-            c.authorized_tag = c.authorized_parent = None
-            self._publish(c.id)
-
-    def _free_connector(self, prefer_plugged: bool) -> Connector | None:
-        free = [c for c in self._connectors.values() if not c.busy and c.authorizing_tag is None]
-        if prefer_plugged:
-            free.sort(key=lambda c: not c.plugged)
-        return free[0] if free else None
-
     # --- starting and stopping ---------------------------------------------------------------------
 
     def _begin(self, c: Connector, id_tag: str, parent: str | None) -> None:
@@ -322,7 +247,8 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
         self._evse(SetContactor(c.id, False))
         now = self._clock.now()
         self._book.stop(session.local_id, id_tag, meter_stop, now, reason,
-                        self._transaction_data(session, reading, meter_stop, now))
+                        transaction_data(self._config, session.meter_start_wh, session.started_at,
+                                         session.transaction_data, reading, meter_stop, now))
         self._wake_queue()
         c.session = None
         c.finishing = c.plugged or c.cable_in_socket
@@ -342,18 +268,6 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
         data.append(thaw(mv))
         if len(data) > MAX_TRANSACTION_DATA:  # keep the span, halve the resolution
             del data[1::2]
-
-    def _transaction_data(self, session: Session, reading: MeterReading | None, meter_stop: int, at) -> list:
-        """StopTransaction.transactionData (OCPP 1.6 §4.10, errata 3.14.5/3.16.6): Transaction.Begin,
-        the StopTxnSampledData / StopTxnAlignedData values, Transaction.End. Both keys empty: none."""
-        measurands = measurand_list(self._config["StopTxnSampledData"])
-        if not measurands and not measurand_list(self._config["StopTxnAlignedData"]):
-            return []
-        begin = meter_value(MeterReading(0, session.meter_start_wh, ()), tuple(m for m in measurands if m == ENERGY),
-                            "Transaction.Begin", session.started_at) if measurands else None
-        end = meter_value(reading or MeterReading(0, meter_stop, ()), measurands, "Transaction.End", at) \
-            if measurands else None
-        return [d for d in (begin, *session.transaction_data, end) if d]
 
     def _id_assigned(self, local_id: int, transaction_id: int, info: Any) -> None:
         for c in self._connectors.values():
@@ -386,14 +300,6 @@ class TransactionManager(ConnectorRequests, pykka.ThreadingActor):
             s.suspended_evse = True
             self._evse(SetContactor(c.id, False))
             self._publish(c.id)
-
-    def _mains(self, on: bool) -> None:
-        """Mains power lost: with back-up power, stop every transaction (PowerLoss) and shut down
-        cleanly (OCTT TC_032_1); without it this process dies with the controller anyway."""
-        if on or not self._backup_power:
-            return
-        log.warning("mains power lost: stopping transactions on back-up power")
-        self._tell("reset", ShutDown("PowerLoss", 0, 10.0))
 
     # --- output ----------------------------------------------------------------------------------
 
