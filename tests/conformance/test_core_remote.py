@@ -53,7 +53,7 @@ def test_tc_011_2_remote_start_charging_session_time_out(csms, make_station):
     assert station.state()["contactor"] is False
 
 
-@pytest.mark.parametrize("connectors", [1, 2], ids=["1-connector", "2-connectors"])
+@pytest.mark.parametrize("connectors", [1, 2, 4], ids=["1-connector", "2-connectors", "4-connectors"])
 def test_tc_012_remote_stop_charging_session(csms, make_station, connectors):
     """Charging, then RemoteStopTransaction(transactionId) -> Accepted; StopTransaction(reason
     Remote) + StatusNotification(Finishing), either order. On the 2-connector station both

@@ -40,7 +40,7 @@ def _reset_without_transaction(csms, make_station, connectors: int, kind: str) -
     expect_sequence(csms, after, [SN(c, "Available")])
 
 
-@pytest.mark.parametrize("connectors", [1, 2], ids=["1-connector", "2-connectors"])
+@pytest.mark.parametrize("connectors", [1, 2, 4], ids=["1-connector", "2-connectors", "4-connectors"])
 def test_tc_013_hard_reset_without_transaction(csms, make_station, connectors):
     """ChangeAvailability(connector, Inoperative) -> Accepted + StatusNotification(Unavailable);
     Reset(Hard) -> Accepted, reboot, BootNotification, StatusNotification for every connector and

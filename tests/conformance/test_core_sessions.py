@@ -13,7 +13,7 @@ SOCKET = {"fixed_cable": False}
 LOCAL = ("Local", ABSENT)  # StopTransaction.reason is optional, default Local (JERR 2.6)
 
 
-@pytest.mark.parametrize("connectors", [1, 2], ids=["1-connector", "2-connectors"])
+@pytest.mark.parametrize("connectors", [1, 2, 4], ids=["1-connector", "2-connectors", "4-connectors"])
 def test_tc_003_regular_charging_session_plugin_first(csms, make_station, connectors):
     """Plug in -> StatusNotification(Preparing) -> present an idTag -> Authorize(Accepted) ->
     StartTransaction + StatusNotification(Charging), either order. On the 2-connector station the
