@@ -14,16 +14,22 @@ A minimal CSMS (the `websockets` asyncio server, subprotocol ocpp1.6) accepts on
 answers its CALLs with minimal valid CALLRESULTs, then sends N sequential
 `[2,"<id>","GetConfiguration",{"key":["HeartbeatInterval"]}]` CALLs, each after the previous
 answer, after 100 unmeasured warm-up calls. A round trip is timed with perf_counter_ns from
-the send to the receipt of the matching CALLRESULT. Three cases, one after the other:
+the send to the receipt of the matching CALLRESULT. The cases, one after the other (the floor
+runs before and after the stations):
 
   floor           scripts/floor_station.py: bare websocket-client, answers `[3, id, {}]`
   station idle    `ocpp-station` with a temporary station.toml, simulated hardware idle
   meter stall     the same station while the simulated meter stalls (a 10 s stall
                   re-sent every 8 s over the simulator control socket while the calls run)
+  pty meter stall another `ocpp-station` whose [hal.meter] is the real SDM driver (driver = "sdm",
+                  model SDM630, unit 1) on a pty served by tests/hal/modbus_emulator.py's
+                  SdmEmulator in this process (evse and rfid stay "sim"); the emulated meter is
+                  stalled the same way (its stall(), re-armed every 8 s), and the meter reads
+                  that failed meanwhile are counted from the emulator's requests and replies
 
 The machine is shared and noisy, so only ratios within one run are judged: p50 and p99 of
-the station against the floor's (targets: p50 <= 1.5x, p99 <= 2x, idle and during the
-stall). Also reported: the station's resident memory (VmRSS) after boot and after the runs,
+the station against the floor's (targets: p50 <= 1.5x, p99 <= 2x, idle and during both
+stalls). Also reported: the station's resident memory (VmRSS) after boot and after the runs,
 the floor's VmRSS for reference, and the station's CPU over an idle window after the runs
 (utime+stime, % of one core; target < 0.5 %). Figures are printed, never asserted: the exit
 status is 0 whether or not a target is met, and non-zero only if the benchmark itself failed.
@@ -66,6 +72,9 @@ IDLE_CPU_TARGET_PCT = 0.5
 CALL_TIMEOUT_S = 30.0  # no answer to one benchmark CALL within this: the run fails
 BOOT_TIMEOUT_S = 60.0
 QUIET_S = 1.0  # after boot, wait until the station has sent no CALL for this long
+SDM_TIMEOUT_S = 0.5  # the SDM driver's default timeout_s (one attempt), as [hal.meter] leaves it
+READ_GAP_S = 0.75  # requests further apart than this (emulated meter) belong to different reads
+RECOVERY_TIMEOUT_S = 10.0  # after the pty meter's stall: wait this long for a read answered again
 
 
 class BenchError(Exception):
@@ -186,6 +195,7 @@ class BenchCsms:
         self.station_calls: Counter[str] = Counter()
         self.last_station_call = 0.0  # time.monotonic()
         self.transaction_ids = 0
+        self.statuses: list[tuple[float, dict]] = []  # (time.monotonic(), StatusNotification payload)
         self._run: _Run | None = None
         self._connected = asyncio.Event()
         self._server = None
@@ -240,6 +250,8 @@ class BenchCsms:
                     self.last_station_call = time.monotonic()
                     if action == "BootNotification":
                         self.boots += 1
+                    elif action == "StatusNotification" and isinstance(msg[3], dict):
+                        self.statuses.append((time.monotonic(), msg[3]))
                     await ws.send(json.dumps([3, msg[1], _conf(action, msg[3], self)], separators=(",", ":")))
         except ConnectionClosed:
             pass
@@ -308,29 +320,34 @@ def check_station(msg: list) -> bool:
 
 # --- the meter stall --------------------------------------------------------------------------
 
+def sim_meter_stall(control: tuple[str, int]) -> Callable[[float], None]:
+    """A stall command for the simulated meter, over the simulator control socket."""
+    def command(seconds: float) -> None:
+        line = json.dumps({"cmd": "stall", "device": "meter", "seconds": seconds}).encode() + b"\n"
+        try:
+            with socket.create_connection(control, timeout=5) as sock:
+                sock.sendall(line)
+                reply = json.loads(sock.makefile("rb").readline() or b"{}")
+        except (OSError, ValueError) as exc:
+            raise BenchError(f"simulator control socket {control[0]}:{control[1]}: {exc}") from None
+        if reply.get("ok") is not True:
+            raise BenchError(f"stall refused by the simulator: {reply}")
+    return command
+
+
 class Staller(threading.Thread):
-    """Keeps the simulated meter stalled: a STALL_S stall now and again every STALL_RESEND_S,
-    until stop(), which ends the stall (a 0 s stall). `windows` are (start, end) perf_counter_ns
+    """Keeps a meter stalled: a STALL_S stall now and again every STALL_RESEND_S, until stop(),
+    which ends the stall (a 0 s stall). `command(seconds)` stalls the meter (the simulator's
+    control socket, or the Modbus emulator's stall()). `windows` are (start, end) perf_counter_ns
     spans during which the meter was stalled."""
 
-    def __init__(self, control: tuple[str, int]):
+    def __init__(self, command: Callable[[float], None]):
         super().__init__(name="bench-staller", daemon=True)
-        self.control = control
+        self._command = command
         self.windows: list[list[int]] = []
         self.errors: list[str] = []
         self.commands = 0
         self._halt = threading.Event()
-
-    def _command(self, seconds: float) -> None:
-        line = json.dumps({"cmd": "stall", "device": "meter", "seconds": seconds}).encode() + b"\n"
-        try:
-            with socket.create_connection(self.control, timeout=5) as sock:
-                sock.sendall(line)
-                reply = json.loads(sock.makefile("rb").readline() or b"{}")
-        except (OSError, ValueError) as exc:
-            raise BenchError(f"simulator control socket {self.control[0]}:{self.control[1]}: {exc}") from None
-        if reply.get("ok") is not True:
-            raise BenchError(f"stall refused by the simulator: {reply}")
 
     def stall_now(self) -> None:
         start = time.perf_counter_ns()
@@ -364,6 +381,48 @@ class Staller(threading.Thread):
         return any(a <= t_ns <= b for a, b in self.windows)
 
 
+# --- the Modbus emulator's view of the meter reads ---------------------------------------------
+
+def meter_reads(timeline: list[tuple[float, str]], t0: float, t1: float, m0: float, m1: float) -> dict:
+    """The driver's reads as the emulated meter saw them (its timeline of "rx" requests taken and
+    "tx" replies written, time.monotonic()), for the stall [t0, t1] and the measured calls [m0, m1].
+
+    A request is answered when a "tx" follows its "rx" (the emulator answers in order, from one
+    thread; a stalled request is dropped). A read is a burst of requests: within one read() the
+    driver's requests are at most timeout_s (0.5 s by default) apart, and the next read() starts a
+    poll interval (1 s) after the previous one returned, so a gap over READ_GAP_S starts a new read.
+    A read failed when its last request went unanswered (its final attempt timed out)."""
+    requests: list[list] = []  # [rx time, answered, tx time]
+    for t, kind in timeline:
+        if kind == "rx":
+            requests.append([t, False, None])
+        elif kind == "tx" and requests and not requests[-1][1]:
+            requests[-1][1], requests[-1][2] = True, t
+    reads: list[list[list]] = []
+    for r in requests:
+        if reads and r[0] - reads[-1][-1][0] <= READ_GAP_S:
+            reads[-1].append(r)
+        else:
+            reads.append([r])
+
+    def end(read: list[list]) -> float:
+        last = read[-1]
+        return last[2] if last[1] else last[0] + SDM_TIMEOUT_S
+
+    in_stall = [r for r in requests if t0 <= r[0] <= t1]
+    waiting = [r for r in requests if not r[1] and r[0] <= m1 and r[0] + SDM_TIMEOUT_S >= m0]
+    stall_reads = [rd for rd in reads if t0 <= rd[0][0] <= t1]
+    call_reads = [rd for rd in reads if rd[0][0] <= m1 and end(rd) >= m0]
+    return {"requests_in_stall": len(in_stall), "replies_in_stall": sum(1 for r in in_stall if r[1]),
+            "unanswered_in_stall": sum(1 for r in in_stall if not r[1]),
+            "reads_in_stall": len(stall_reads), "failed_reads_in_stall": sum(1 for rd in stall_reads if not rd[-1][1]),
+            "unanswered_during_calls": len(waiting),  # the driver waiting for them while the calls ran
+            "reads_during_calls": len(call_reads),
+            "failed_reads_during_calls": sum(1 for rd in call_reads if not rd[-1][1]),
+            "answered_after_stall": any(r[1] for r in requests if r[0] > t1),
+            "requests_total": len(requests), "replies_total": sum(1 for r in requests if r[1])}
+
+
 # --- subprocesses ----------------------------------------------------------------------------
 
 def station_command(override: str | None = None) -> list[str]:
@@ -373,7 +432,8 @@ def station_command(override: str | None = None) -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "actors.station"]
 
 
-def write_station_toml(folder: Path, csms_url: str, control_port: int) -> Path:
+def write_station_toml(folder: Path, csms_url: str, control_port: int, meter: str = 'driver = "sim"') -> Path:
+    """`meter`: the body of [hal.meter] (TOML lines)."""
     path = folder / "station.toml"
     path.write_text(f"""\
 # Written by scripts/bench for one run.
@@ -398,7 +458,7 @@ level = "WARNING"  # frame logging (INFO) would dominate the reply path
 [hal.evse]
 driver = "sim"
 [hal.meter]
-driver = "sim"
+{meter}
 [hal.rfid]
 driver = "sim"
 [hal.sim]
@@ -486,6 +546,114 @@ async def floor_run(csms: BenchCsms, n: int, procs: Processes, tmp: Path, when: 
     return run.samples
 
 
+def load_sdm_emulator() -> type:
+    """tests/hal/modbus_emulator.py's SdmEmulator (the repository's tests are not installed)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    try:
+        from tests.hal.modbus_emulator import SdmEmulator
+    except ImportError as exc:
+        raise BenchError(f"cannot import the Modbus emulator (tests/hal/modbus_emulator.py): {exc}") from None
+    return SdmEmulator
+
+
+def station_warnings(log_path: Path) -> list[str]:
+    return [line for line in tail(log_path, 500).splitlines()
+            if " WARNING " in line or " ERROR " in line or "Traceback" in line]
+
+
+async def pty_meter_run(args: argparse.Namespace, csms: BenchCsms, procs: Processes, tmp: Path, result: dict) -> None:
+    """The station with the real SDM driver on an emulated SDM630 (Modbus RTU on a pty, served
+    by a thread of this process), the meter stalled for the whole run as in the simulated case."""
+    SdmEmulator = load_sdm_emulator()
+    folder = tmp / "pty-meter"
+    folder.mkdir()
+    emu = SdmEmulator("SDM630", unit_ids=(1,))
+    try:
+        meter = f'driver = "sdm"\nport = "{emu.port}"\nmodel = "SDM630"\nunit_ids = [1]'
+        config = write_station_toml(folder, csms.url, free_port(), meter)
+        station_log = folder / "station.log.out"
+        log(f"station, real SDM630 on a pty ({emu.port} -> {emu.pts}): "
+            f"{' '.join(station_command(args.station_command))} --config {config}")
+        boots = csms.boots
+        connections = csms.connections
+        station = procs.start(station_command(args.station_command) + ["--config", str(config)], station_log, folder)
+        try:
+            await csms.wait_boot(boots, station)
+            deadline = time.monotonic() + 10
+            while emu.replies == 0:  # the meter actor reads at once after its start, then every second
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the station did not read the emulated meter within 10 s "
+                                     f"({emu.request_count()} requests seen)")
+                await asyncio.sleep(0.05)
+            result["station_pty_rss_after_boot_mib"] = rss_mib(station.pid)
+
+            log(f"station, real SDM630 on a pty, meter stalled: {args.calls} calls")
+            staller = Staller(emu.stall)
+            t0 = time.monotonic()
+            requests_before = emu.request_count()
+            staller.stall_now()
+            # Unlike the simulator's, the real driver gives up a stalled read after (retries + 1) *
+            # timeout_s (1 s) and polls again 1 s later: start the calls as soon as the emulator
+            # has dropped a request, so that they run while the driver waits for its reply.
+            deadline = time.monotonic() + 5
+            while emu.request_count() == requests_before:
+                if time.monotonic() > deadline:
+                    raise BenchError("the station sent the stalled meter no request within 5 s")
+                await asyncio.sleep(0.005)
+            staller.start()
+            try:
+                m0 = time.monotonic()
+                run = await measure(csms, args.calls, "p", check_station)
+                m1 = time.monotonic()
+            finally:
+                await asyncio.to_thread(staller.stop)
+            t1 = time.monotonic()
+
+            def faults() -> list[float]:
+                return [t for t, p in csms.statuses if t >= t0 and p.get("errorCode") == "PowerMeterFailure"]
+
+            def recovered() -> bool:
+                answered = any(t > t1 and kind == "tx" for t, kind in list(emu.timeline))
+                f = faults()
+                return answered and (not f or any(t > f[-1] and p.get("errorCode") == "NoError"
+                                                  for t, p in csms.statuses))
+
+            deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+            while not recovered() and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(SDM_TIMEOUT_S + 0.1)  # a read that straddled the stall's end has ended
+            stalled = summarize(run.samples)
+            stalled["bad_replies"] = len(run.bad)
+            stalled["calls_in_stall_window"] = sum(1 for t in run.send_times if staller.covered(t))
+            stalled["stall_commands"] = staller.commands
+            stalled["run_s"] = round((run.send_times[-1] + run.samples[-1] - run.send_times[0]) / 1e9, 3)
+            stalled["stall_s"] = round(t1 - t0, 3)
+            stalled["meter"] = meter_reads(list(emu.timeline), t0, t1, m0, m1)
+            stalled["meter"]["faulted"] = bool(faults())  # StatusNotification errorCode PowerMeterFailure
+            stalled["meter"]["recovered"] = recovered()
+            if staller.errors:
+                stalled["stall_errors"] = staller.errors
+            result["cases"]["station_pty_meter_stall"] = stalled
+            result["station_pty_rss_after_run_mib"] = rss_mib(station.pid)
+            if station.poll() is not None or csms.connections != connections + 1:
+                raise BenchError("the station exited or reconnected during the run")
+            warnings = station_warnings(station_log)
+            if warnings:
+                result["station_pty_log_warnings"] = warnings[-10:]
+        except BenchError as exc:
+            await asyncio.sleep(0.5)
+            status = station.poll()
+            state = "still running" if status is None else f"exited with status {status}"
+            raise BenchError(f"{exc} (the station process with the pty meter {state})\n"
+                             f"--- station output (tail) ---\n{tail(station_log)}") from None
+        finally:
+            result["station_pty_exit_status"] = await asyncio.to_thread(procs.stop, station)
+        await csms.wait_disconnected()
+    finally:
+        emu.close()
+
+
 async def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict:
     result: dict[str, Any] = {"calls": args.calls, "warmup_calls": WARMUP_CALLS, "idle_window_s": args.idle_seconds,
                               "cpus": os.cpu_count(), "python": sys.version.split()[0], "cases": {}}
@@ -522,7 +690,7 @@ async def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict:
 
             # (c) the station while the meter stalls
             log(f"station with the meter stalled: {args.calls} calls")
-            staller = Staller(("127.0.0.1", control_port))
+            staller = Staller(sim_meter_stall(("127.0.0.1", control_port)))
             await asyncio.to_thread(staller.stall_now)
             await asyncio.sleep(1.2)  # the meter polls once a second: now its actor is blocked in a read
             staller.start()
@@ -555,8 +723,7 @@ async def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict:
                 raise BenchError("the station exited during the idle window")
             result["station_calls_seen"] = dict(csms.station_calls - calls_before)
             # before the stop, which logs the closed connection
-            warnings = [line for line in tail(station_log, 500).splitlines()
-                        if " WARNING " in line or " ERROR " in line or "Traceback" in line]
+            warnings = station_warnings(station_log)
             if warnings:
                 result["station_log_warnings"] = warnings[-10:]
         except BenchError as exc:
@@ -568,6 +735,10 @@ async def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict:
         finally:
             result["station_exit_status"] = await asyncio.to_thread(procs.stop, station)
         await csms.wait_disconnected()
+
+        # (d) the station with the real SDM driver on an emulated SDM630 (pty), the meter stalled
+        await pty_meter_run(args, csms, procs, tmp, result)
+
         floor_samples += await floor_run(csms, args.calls, procs, tmp, "after", result)
         result["cases"]["floor"] = summarize(floor_samples)
     finally:
@@ -575,7 +746,7 @@ async def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict:
 
     floor_case = result["cases"]["floor"]
     result["ratios"] = {}
-    for case in ("station_idle", "station_meter_stall"):
+    for case in ("station_idle", "station_meter_stall", "station_pty_meter_stall"):
         r = result["ratios"][case] = {}
         for q, limit in TARGETS.items():
             ratio = result["cases"][case][f"{q}_us"] / floor_case[f"{q}_us"]
@@ -587,28 +758,44 @@ async def bench(args: argparse.Namespace, procs: Processes, tmp: Path) -> dict:
 
 def table(r: dict) -> str:
     met = lambda ok: "met" if ok else "NOT met"  # noqa: E731
+    yes = lambda ok: "yes" if ok else "no"  # noqa: E731
     c = r["cases"]
+    names = {"floor_before": "floor, before station", "floor_after": "floor, after station",
+             "floor": "floor (both, the reference)", "station_idle": "station, idle",
+             "station_meter_stall": "station, meter stalled",
+             "station_pty_meter_stall": "station, real SDM630 on a pty, meter stalled"}
+    w = max(map(len, names.values())) + 2
     out = [f"OCPP-J GetConfiguration round trips: {r['calls']} sequential calls per case "
            f"(+{r['warmup_calls']} warm-up), {r['cpus']} CPUs, Python {r['python']}",
            "",
-           f"{'case':<30}{'p50 µs':>10}{'p90 µs':>10}{'p99 µs':>10}{'mean µs':>10}{'min µs':>10}{'max µs':>10}"]
-    names = {"floor_before": "floor, before station", "floor_after": "floor, after station",
-             "floor": "floor (both, the reference)", "station_idle": "station, idle",
-             "station_meter_stall": "station, meter stalled"}
+           f"{'case':<{w}}{'p50 µs':>10}{'p90 µs':>10}{'p99 µs':>10}{'mean µs':>10}{'min µs':>10}{'max µs':>10}"]
     for key, name in names.items():
         s = c[key]
-        out.append(f"{name:<30}{s['p50_us']:>10.1f}{s['p90_us']:>10.1f}{s['p99_us']:>10.1f}"
+        out.append(f"{name:<{w}}{s['p50_us']:>10.1f}{s['p90_us']:>10.1f}{s['p99_us']:>10.1f}"
                    f"{s['mean_us']:>10.1f}{s['min_us']:>10.1f}{s['max_us']:>10.1f}")
     st = c["station_meter_stall"]
-    out.append(f"  meter stalled during {st['calls_in_stall_window']} of {st['n']} calls "
+    out.append(f"  simulated meter stalled during {st['calls_in_stall_window']} of {st['n']} calls "
                f"(run took {st['run_s']} s; {st['stall_commands']} stall command(s) of {STALL_S:g} s)")
-    bad = c["station_idle"]["bad_replies"] + st["bad_replies"]
+    pt = c["station_pty_meter_stall"]
+    m = pt["meter"]
+    out += [f"  SDM630 on a pty stalled during {pt['calls_in_stall_window']} of {pt['n']} calls "
+            f"(run took {pt['run_s']} s; {pt['stall_commands']} stall command(s) of {STALL_S:g} s; "
+            f"stalled {pt['stall_s']:g} s in all)",
+            f"    meter reads while the calls ran: {m['reads_during_calls']}, failed {m['failed_reads_during_calls']} "
+            f"({m['unanswered_during_calls']} unanswered request(s) waited on); "
+            f"over the whole stall: {m['reads_in_stall']}, failed {m['failed_reads_in_stall']} "
+            f"({m['unanswered_in_stall']} of {m['requests_in_stall']} Modbus requests unanswered)",
+            f"    connector Faulted (PowerMeterFailure) during the stall: {yes(m['faulted'])}; "
+            f"meter answered again afterwards: {yes(m['recovered'])}"]
+    if pt.get("stall_errors"):
+        out.append(f"    stall errors: {pt['stall_errors']}")
+    bad = c["station_idle"]["bad_replies"] + st["bad_replies"] + pt["bad_replies"]
     if bad:
         out.append(f"  WARNING: {bad} station replies were not a GetConfiguration.conf with HeartbeatInterval")
-    out += ["", f"{'station / floor':<30}{'p50':>8}{'target':>9}  {'':<9}{'p99':>8}{'target':>9}  "]
-    for key in ("station_idle", "station_meter_stall"):
+    out += ["", f"{'station / floor':<{w}}{'p50':>8}{'target':>9}  {'':<9}{'p99':>8}{'target':>9}  "]
+    for key in ("station_idle", "station_meter_stall", "station_pty_meter_stall"):
         q = r["ratios"][key]
-        out.append(f"{names[key]:<30}{q['p50']['ratio']:>7.2f}x{'<= ' + str(q['p50']['target']) + 'x':>9}  "
+        out.append(f"{names[key]:<{w}}{q['p50']['ratio']:>7.2f}x{'<= ' + str(q['p50']['target']) + 'x':>9}  "
                    f"{met(q['p50']['met']):<9}{q['p99']['ratio']:>7.2f}x{'<= ' + str(q['p99']['target']) + 'x':>9}  "
                    f"{met(q['p99']['met'])}")
     out += ["",
@@ -616,6 +803,8 @@ def table(r: dict) -> str:
             f"  station after boot        {r['station_rss_after_boot_mib']:8.1f} MiB   ({r['station_threads']} threads, "
             f"booted in {r['station_boot_s']} s)",
             f"  station after the runs    {r['station_rss_after_runs_mib']:8.1f} MiB",
+            f"  station, SDM630 on a pty  {r['station_pty_rss_after_boot_mib']:8.1f} MiB after boot, "
+            f"{r['station_pty_rss_after_run_mib']:.1f} MiB after its run",
             f"  floor station (reference) {r['floor_rss_mib']:8.1f} MiB",
             "",
             f"station idle CPU over {r['idle_window_s']:g} s   {r['station_idle_cpu_pct']:.3f} % of one core   "
@@ -623,6 +812,9 @@ def table(r: dict) -> str:
             f"  (one clock tick = {r['idle_cpu_resolution_pct']:.2f} % over this window)"]
     if r.get("station_log_warnings"):
         out += ["", "station log warnings/errors (last ones):"] + [f"  {w}" for w in r["station_log_warnings"]]
+    if r.get("station_pty_log_warnings"):
+        out += ["", "station with the SDM630 on a pty, log warnings/errors (last ones):"] + \
+               [f"  {w}" for w in r["station_pty_log_warnings"]]
     return "\n".join(out)
 
 
