@@ -19,38 +19,27 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import pykka
-
+from actors.base import StationActor
 from actors import store
 from actors.clock import StationClock, format_time, parse_time
-from messages.events import (AuthorizeTag, CallAnswered, CallFailed, CallReceived, ConfigurationChanged, HealthCheck,
-                             IdTagInfoReceived, LinkDown, LinkUp, RegistrationChanged, ReplyResult, SendCall,
+from messages.events import (AuthorizeTag, CallAnswered, CallFailed, CallReceived, ConfigurationChanged, IdTagInfoReceived, LinkDown, LinkUp, RegistrationChanged, ReplyResult, SendCall,
                              TagAuthorized)
 from messages.frozen import freeze, thaw
 
 log = logging.getLogger(__name__)
 
 
-class Authorization(pykka.ThreadingActor):
+class Authorization(StationActor):
     def __init__(self, db_path: str, link: Any, config: Any, clock: StationClock):
-        super().__init__()
-        self._db_path = db_path
+        super().__init__(db_path)
         self._link = link
         self._config = dict(config)
         self._clock = clock
         self._online = False
         self._accepted = False
 
-    def on_start(self) -> None:
-        self._db = store.open_database(self._db_path)
-
-    def on_stop(self) -> None:
-        self._db.close()
-
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case AuthorizeTag(id_tag, reply_to, tag):
                 self._authorize(id_tag, reply_to, tag)
             case CallAnswered("Authorize", payload, (id_tag, reply_to, tag)):
@@ -79,7 +68,7 @@ class Authorization(pykka.ThreadingActor):
             case ConfigurationChanged(key, value):
                 self._config[key] = value
             case _:
-                log.warning("Authorization: unexpected message %r", message)
+                self.unexpected(message)
 
     def _authorize(self, id_tag: str, reply_to: Any, tag: Any) -> None:
         if not (self._online and self._accepted):

@@ -17,13 +17,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pykka
-
+from actors.base import StationActor
 from actors import store
 from actors.clock import StationClock, format_time, parse_time
 from actors.settings import StationSettings
-from actors.ticker import Scheduler, Ticker
-from messages.events import (HealthCheck, Peers, SetConfigurationValue, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp,
+from actors.ticker import Scheduler
+from messages.events import (Peers, SetConfigurationValue, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp,
                              RegistrationChanged, SendCall)
 from messages.frozen import freeze
 
@@ -32,35 +31,23 @@ log = logging.getLogger(__name__)
 RETRY_MIN_S, RETRY_MAX_S = 10, 600  # when the CSMS gives no usable interval
 
 
-class BootNotifier(pykka.ThreadingActor):
+class BootNotifier(StationActor):
     def __init__(self, db_path: str, station: StationSettings, clock: StationClock, link: Any,
                  subscribers: tuple, heartbeat_interval_s: int, scheduler: Scheduler | None = None):
-        super().__init__()
-        self._db_path = db_path
+        super().__init__(db_path, scheduler)
         self._station = station
         self._clock = clock
         self._link = link
         self._subscribers = subscribers
         self._heartbeat_s = heartbeat_interval_s
-        self._scheduler = scheduler
         self._status = "Unknown"
         self._boot_waiting = False  # a BootNotification in flight or scheduled
         self._failures = 0
         self._heartbeat_generation = 0
         self._peers: Peers | None = None
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self._scheduler)
-        self._db = store.open_database(self._db_path)
-
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
-        self._db.close()
-
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case LinkUp():
                 if self._status != "Accepted" and not self._boot_waiting:
                     self._send_boot()
@@ -99,7 +86,7 @@ class BootNotifier(pykka.ThreadingActor):
             case "status":
                 return self._status
             case _:
-                log.warning("BootNotifier: unexpected message %r", message)
+                self.unexpected(message)
 
     def _send_boot(self) -> None:
         s = self._station

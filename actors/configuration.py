@@ -13,9 +13,10 @@ from typing import Any, Mapping
 
 import pykka
 
+from actors.base import StationActor
 from actors import keys as keyreg
 from actors import store
-from messages.events import HealthCheck, SetConfigurationValue, CallReceived, ConfigurationChanged, ReplyError, ReplyResult
+from messages.events import SetConfigurationValue, CallReceived, ConfigurationChanged, ReplyError, ReplyResult
 from messages.frozen import freeze
 
 log = logging.getLogger(__name__)
@@ -73,27 +74,18 @@ class ConfigurationView:
         return ReplyResult(unique_id, "GetConfiguration", result)
 
 
-class Configuration(pykka.ThreadingActor):
+class Configuration(StationActor):
     def __init__(self, db_path: str, specs: Mapping[str, keyreg.KeySpec], values: Mapping[str, Any],
                  subscribers: tuple = (), view: ConfigurationView | None = None):
-        super().__init__()
+        super().__init__(db_path)
         self._view = view or ConfigurationView(specs, values)
-        self._db_path = db_path
         self._specs = dict(specs)
         self._by_lower = {name.lower(): name for name in specs}  # keys are CiString: case-insensitive
         self._values = dict(values)
         self._subscribers = subscribers
 
-    def on_start(self) -> None:
-        self._db = store.open_database(self._db_path)
-
-    def on_stop(self) -> None:
-        self._db.close()
-
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case CallReceived(unique_id, "GetConfiguration", payload, reply_to):
                 reply_to.tell(self._view.get(unique_id, payload))
             case CallReceived(unique_id, "ChangeConfiguration", payload, reply_to):
@@ -109,7 +101,7 @@ class Configuration(pykka.ThreadingActor):
             case "subscribe", tuple() as refs:
                 self._subscribers = self._subscribers + refs
             case _:
-                log.warning("Configuration: unexpected message %r", message)
+                self.unexpected(message)
 
     def _change(self, key: str, text: str) -> str:
         name = self._by_lower.get(key.lower())

@@ -24,9 +24,11 @@ from typing import Any
 
 import pykka
 
-from actors.ticker import Scheduler, Ticker
+from actors.base import StationActor
+
+from actors.ticker import Scheduler
 from actors.vendors import HandlerWorkers, VendorRegistry, VendorReply, run_handler
-from messages.events import (DataTransferAnswered, DataTransferFailed, SendDataTransfer, CallAnswered, CallFailed, CallReceived, Due, HealthCheck, Peers, ReplyError,
+from messages.events import (DataTransferAnswered, DataTransferFailed, SendDataTransfer, CallAnswered, CallFailed, CallReceived, Due, Peers, ReplyError,
                              ReplyResult, SendCall)
 from messages.frozen import freeze
 
@@ -53,36 +55,31 @@ class _Job:
     timer: int | None = None
 
 
-class DataTransfer(pykka.ThreadingActor):
+class DataTransfer(StationActor):
     def __init__(self, registry: VendorRegistry, link: Any = None, handler_timeout_s: float = 5.0,
                  scheduler: Scheduler | None = None, workers: int = 2, max_outstanding: int = 8):
-        super().__init__()
+        super().__init__(scheduler=scheduler)
         self._registry = registry
         self._link = link
         self._timeout_s = handler_timeout_s
-        self._scheduler = scheduler
         self._worker_count = workers
         self._max_outstanding = max_outstanding
         self._jobs: dict[int, _Job] = {}  # awaiting an answer
         self._outstanding = 0  # handlers submitted and not finished (answered or not)
         self._ids = itertools.count(1)
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self._scheduler)
+    def opened(self) -> None:
         self._workers = HandlerWorkers(self._worker_count)
 
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
+    def closing(self) -> None:
         for job in self._jobs.values():
             job.future.cancel()
             self._answer(job.unique_id, job.reply_to, "Rejected")  # best effort: the link may be gone
         self._jobs.clear()
         self._workers.shutdown()
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case CallReceived(unique_id, "DataTransfer", payload, reply_to):
                 self._received(unique_id, payload, reply_to)
             case CallReceived(unique_id, action, _, reply_to):
@@ -102,7 +99,7 @@ class DataTransfer(pykka.ThreadingActor):
             case Peers() as peers:
                 self._link = peers.refs.get("link", self._link)
             case _:
-                log.warning("DataTransfer: unexpected message %r", message)
+                self.unexpected(message)
 
     # --- CSMS → CP (§5.6) -------------------------------------------------------------------------
 

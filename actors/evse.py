@@ -13,11 +13,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pykka
+from actors.base import StationActor
 
-from actors.ticker import Ticker
 from hal import EvseController, HalError
-from messages.events import (CableDetached, Due, HealthCheck, MainsPowerChanged, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, Peers, PlugConnected,
+from messages.events import (CableDetached, Due, MainsPowerChanged, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, Peers, PlugConnected,
                              PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus)
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 OPEN_RETRY_MIN_S, OPEN_RETRY_MAX_S = 1.0, 30.0
 
 
-class EvseDevice(pykka.ThreadingActor):
+class EvseDevice(StationActor):
     def __init__(self, driver: EvseController):
         super().__init__()
         self._driver = driver
@@ -34,21 +33,15 @@ class EvseDevice(pykka.ThreadingActor):
         self._failed: set[int] = set()  # connectors we reported Faulted because a call failed
         self._open_delay = OPEN_RETRY_MIN_S
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref)
-
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
+    def closing(self) -> None:
         if self._opened:
             try:
                 self._driver.close()
             except Exception:
                 log.exception("closing the EVSE controller failed")
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case Peers():
                 self._peers = message
                 self._open()
@@ -66,7 +59,7 @@ class EvseDevice(pykka.ThreadingActor):
             case ShowStatus(connector, status, transaction_id):
                 self._call(connector, self._driver.show_status, connector, status, transaction_id)
             case _:
-                log.warning("EvseDevice: unexpected message %r", message)
+                self.unexpected(message)
 
     def _open(self) -> None:
         """Open the controller; if it is not there (USB adapter missing at boot), report connector 0

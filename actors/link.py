@@ -21,11 +21,13 @@ from typing import Any, Mapping
 
 import pykka
 
+from actors.base import StationActor
+
 from actors.connection import Connection, NotConnected
 from actors.settings import CsmsSettings
-from actors.ticker import Scheduler, Ticker
+from actors.ticker import Scheduler
 from messages import ocppj, validation
-from messages.events import (HealthCheck, CallAnswered, CallFailed, CallReceived, CallTimeoutDue, ConfigurationChanged, LinkDown,
+from messages.events import (CallAnswered, CallFailed, CallReceived, CallTimeoutDue, ConfigurationChanged, LinkDown,
                              LinkUp, LinkWiring, RegistrationChanged, ReplyError, ReplyResult, SendCall, SocketClosed,
                              SocketOpened)
 from messages.frozen import freeze, thaw as _thawed
@@ -34,10 +36,10 @@ log = logging.getLogger(__name__)
 frames = logging.getLogger("ocpp.frames")
 
 
-class Link(pykka.ThreadingActor):
+class Link(StationActor):
     def __init__(self, csms: CsmsSettings, cp_id: str, message_timeout_s: float = 30.0, ping_interval_s: float = 60.0,
                  scheduler: Scheduler | None = None, connection_factory=Connection):
-        super().__init__()
+        super().__init__(scheduler=scheduler)
         self._csms = csms
         self._cp_id = cp_id
         self._routes: Mapping[str, Any] = {}  # action -> ActorRef; set once by LinkWiring, then read-only
@@ -45,7 +47,6 @@ class Link(pykka.ThreadingActor):
         self._readers: Mapping[str, Any] = {}
         self._timeout_s = message_timeout_s
         self._ping_interval_s = ping_interval_s
-        self._scheduler = scheduler
         self._connection_factory = connection_factory
         self._queue: deque[SendCall] = deque()
         self._in_flight: tuple[SendCall, str, int] | None = None  # call, unique id, timer
@@ -53,20 +54,16 @@ class Link(pykka.ThreadingActor):
         self._accepted = False
         self._implemented = validation.known_actions()
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self._scheduler)
+    def opened(self) -> None:
         self._conn = self._connection_factory(self._csms, self._cp_id, self._inbound, self.actor_ref.tell,
                                               self._ping_interval_s)
         self._replier = Replier(self._send)
 
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
+    def closing(self) -> None:
         self._conn.stop()
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case LinkWiring(routes, subscribers, readers):
                 # The reader thread starts only now, so it sees the routes (thread start orders memory).
                 self._routes, self._subscribers, self._readers = routes, subscribers, readers or {}
@@ -112,7 +109,7 @@ class Link(pykka.ThreadingActor):
             case "drop_connection":
                 self._conn.drop()
             case _:
-                log.warning("Link: unexpected message %r", message)
+                self.unexpected(message)
 
     # --- inbound, on the connection's reader thread ------------------------------------------
 

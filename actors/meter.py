@@ -18,26 +18,23 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-import pykka
-
+from actors.base import StationActor
 from actors import store
 from actors.clock import StationClock
 from actors.meterdata import ENERGY, measurand_list, meter_value
-from actors.ticker import Scheduler, Ticker
-from messages.events import (HealthCheck, TransactionDataSampled, ConfigurationChanged, Due, MeterReading, MeterSampled, Peers, SendCall,
+from actors.ticker import Scheduler
+from messages.events import (TransactionDataSampled, ConfigurationChanged, Due, MeterReading, MeterSampled, Peers, SendCall,
                              TransactionBegan, TransactionEnded, TransactionMessagesQueued)
 from messages.frozen import freeze
 
 log = logging.getLogger(__name__)
 
 
-class MeterSampler(pykka.ThreadingActor):
+class MeterSampler(StationActor):
     def __init__(self, db_path: str, config: Any, clock: StationClock, scheduler: Scheduler | None = None):
-        super().__init__()
-        self._db_path = db_path
+        super().__init__(db_path, scheduler)
         self._config = dict(config)
         self._clock = clock
-        self._scheduler = scheduler
         self._readings: dict[int, MeterReading] = {}
         self._sessions: dict[int, tuple[int, datetime, int]] = {}  # connector -> (local_id, start, generation)
         self._start_mono: dict[int, float] = {}  # connector -> scheduler time of the start
@@ -45,18 +42,8 @@ class MeterSampler(pykka.ThreadingActor):
         self._aligned_generation = 0
         self._peers: Peers | None = None
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self._scheduler)
-        self._db = store.open_database(self._db_path)
-
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
-        self._db.close()
-
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case Peers():
                 self._peers = message
                 self._schedule_aligned()
@@ -81,7 +68,7 @@ class MeterSampler(pykka.ThreadingActor):
                     for connector, (local_id, _, _) in list(self._sessions.items()):
                         self._begin(connector, local_id)
             case _:
-                log.warning("MeterSampler: unexpected message %r", message)
+                self.unexpected(message)
 
     def _begin(self, connector: int, local_id: int) -> None:
         self._generation += 1

@@ -15,25 +15,24 @@ import logging
 import math
 from typing import Any
 
-import pykka
+from actors.base import StationActor
 
 from actors.meterdata import measurand_list
-from actors.ticker import Scheduler, Ticker
+from actors.ticker import Scheduler
 from hal import EnergyMeter, HalError
-from messages.events import HealthCheck, ConfigurationChanged, ConnectorFaultChanged, Due, MeterSampled, Peers
+from messages.events import ConfigurationChanged, ConnectorFaultChanged, Due, MeterSampled, Peers
 
 log = logging.getLogger(__name__)
 
 
-class MeterDevice(pykka.ThreadingActor):
+class MeterDevice(StationActor):
     def __init__(self, driver: EnergyMeter, connectors: int, config: Any, poll_interval_s: float = 1.0,
                  failures_before_fault: int = 3, scheduler: Scheduler | None = None):
-        super().__init__()
+        super().__init__(scheduler=scheduler)
         self._driver = driver
         self._connectors = connectors
         self._poll_s = poll_interval_s
         self._failures_before_fault = failures_before_fault
-        self._scheduler = scheduler
         self._measurands = self._wanted(config)
         self._config = dict(config)
         self._failures = {c: 0 for c in range(1, connectors + 1)}
@@ -46,21 +45,15 @@ class MeterDevice(pykka.ThreadingActor):
         keys = ("MeterValuesSampledData", "MeterValuesAlignedData", "StopTxnSampledData", "StopTxnAlignedData")
         return tuple(dict.fromkeys(m for k in keys for m in measurand_list(config[k])))
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self._scheduler)
-
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
+    def closing(self) -> None:
         if self._opened:
             try:
                 self._driver.close()
             except Exception:
                 log.exception("closing the meter failed")
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case Peers():
                 self._peers = message
                 self._read_all()
@@ -70,7 +63,7 @@ class MeterDevice(pykka.ThreadingActor):
                 self._config[key] = value
                 self._measurands = self._wanted(self._config)
             case _:
-                log.warning("MeterDevice: unexpected message %r", message)
+                self.unexpected(message)
 
     def _read_all(self) -> None:
         try:

@@ -17,10 +17,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-import pykka
-
-from actors.ticker import Scheduler, Ticker
-from messages.events import (AllTransactionsStopped, CallReceived, Due, HealthCheck, NotifyWhenDrained, Peers,
+from actors.base import StationActor
+from actors.ticker import Scheduler
+from messages.events import (AllTransactionsStopped, CallReceived, Due, NotifyWhenDrained, Peers,
                              QueueDrained, ReplyResult, ShutDown, StopAllTransactions)
 from messages.frozen import freeze
 
@@ -30,26 +29,17 @@ EXIT_RESET = 75
 GRACE_S = {"Soft": 10.0, "Hard": 2.0}
 
 
-class ResetManager(pykka.ThreadingActor):
+class ResetManager(StationActor):
     def __init__(self, request_exit: Callable[[int], None], scheduler: Scheduler | None = None):
-        super().__init__()
+        super().__init__(scheduler=scheduler)
         self._request_exit = request_exit
-        self._scheduler = scheduler
         self._peers: Peers | None = None
         self._going: ShutDown | None = None
         self._grace: int | None = None
         self._exited = False
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self._scheduler)
-
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
-
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case Peers():
                 self._peers = message
             case CallReceived(uid, "Reset", payload, reply_to):
@@ -67,7 +57,7 @@ class ResetManager(pykka.ThreadingActor):
             case Due("grace"):
                 self._exit("grace period over; undelivered messages stay queued")
             case _:
-                log.warning("ResetManager: unexpected message %r", message)
+                self.unexpected(message)
 
     def _shut_down(self, request: ShutDown) -> None:
         if self._going is not None or self._exited:

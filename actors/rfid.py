@@ -11,32 +11,30 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pykka
+from actors.base import StationActor
 
 from hal import CardReader, HalError
-from messages.events import HealthCheck, CardPresented, ConnectorFaultChanged, Peers
+from messages.events import CardPresented, ConnectorFaultChanged, Peers
 
 log = logging.getLogger(__name__)
 
 
-class RfidListener(pykka.ThreadingActor):
+class RfidListener(StationActor):
     def __init__(self, driver: CardReader):
         super().__init__()
         self._driver = driver
         self._peers: Peers | None = None
         self._opened = False
 
-    def on_stop(self) -> None:
+    def closing(self) -> None:
         if self._opened:
             try:
                 self._driver.close()
             except Exception:
                 log.exception("closing the card reader failed")
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case Peers():
                 self._peers = message
                 try:
@@ -51,4 +49,4 @@ class RfidListener(pykka.ThreadingActor):
             case ConnectorFaultChanged():
                 self._peers.transactions.tell(message)
             case _:
-                log.warning("RfidListener: unexpected message %r", message)
+                self.unexpected(message)

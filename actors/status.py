@@ -16,11 +16,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pykka
-
+from actors.base import StationActor
 from actors.clock import format_time
-from actors.ticker import Scheduler, Ticker
-from messages.events import (HealthCheck, CallAnswered, CallFailed, ConfigurationChanged, ConnectorStatusChanged, Due, LinkDown,
+from actors.ticker import Scheduler
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, ConnectorStatusChanged, Due, LinkDown,
                              LinkUp, RegistrationChanged, SendCall)
 from messages.frozen import freeze
 
@@ -32,28 +31,19 @@ log = logging.getLogger(__name__)
 SETTLE_S = {"SuspendedEV": 0.5}
 
 
-class StatusDebouncer(pykka.ThreadingActor):
+class StatusDebouncer(StationActor):
     def __init__(self, link: Any, minimum_status_duration_s: int, scheduler: Scheduler | None = None):
-        super().__init__()
+        super().__init__(scheduler=scheduler)
         self._link = link
         self._minimum_s = minimum_status_duration_s
-        self._scheduler = scheduler
         self._current: dict[int, ConnectorStatusChanged] = {}
         self._reported: dict[int, tuple] = {}  # connector -> (status, errorCode, info) the CSMS has
         self._timers: dict[int, int] = {}
         self._accepted = False
         self._online = False
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self._scheduler)
-
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
-
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case ConnectorStatusChanged(connector):
                 self._changed(message)
             case Due("report", _, connector):
@@ -80,7 +70,7 @@ class StatusDebouncer(pykka.ThreadingActor):
             case "statuses":
                 return {c: m.status for c, m in self._current.items()}
             case _:
-                log.warning("StatusDebouncer: unexpected message %r", message)
+                self.unexpected(message)
 
     def _key(self, m: ConnectorStatusChanged) -> tuple:
         return (m.status, m.error_code, m.info)

@@ -18,15 +18,16 @@ from typing import Any
 
 import pykka
 
-from actors import store
+from actors.base import StationActor
+
 from actors.clock import StationClock
 from actors.connector import Connector, Session, station_status
 from actors.connector_requests import ConnectorRequests
 from actors.identification import Identification
 from actors.transaction_book import TransactionBook
 from actors.meterdata import transaction_data
-from actors.ticker import Scheduler, Ticker
-from messages.events import (CableDetached, TransactionDataSampled, HealthCheck, MainsPowerChanged,
+from actors.ticker import Scheduler
+from messages.events import (CableDetached, TransactionDataSampled, MainsPowerChanged,
                              StopAllTransactions, TagAuthorized, CallReceived, CardPresented, ConfigurationChanged,
                              ConnectorFaultChanged, ConnectorLockResult, ConnectorStatusChanged, Due, EvDrawChanged,
                              LinkDown, LinkUp, MeterReading, MeterSampled, Peers, PlugConnected, PlugDisconnected,
@@ -40,16 +41,14 @@ log = logging.getLogger(__name__)
 MAX_TRANSACTION_DATA = 100  # MeterValues kept for one StopTransaction
 
 
-class TransactionManager(Identification, ConnectorRequests, pykka.ThreadingActor):
+class TransactionManager(Identification, ConnectorRequests, StationActor):
     def __init__(self, db_path: str, connectors: int, fixed_cable: bool, config: Any, clock: StationClock,
                  scheduler: Scheduler | None = None, backup_power: bool = False):
-        super().__init__()
-        self._db_path = db_path
+        super().__init__(db_path, scheduler)
         self._fixed_cable = fixed_cable
         self._backup_power = backup_power
         self._config = dict(config)
         self._clock = clock
-        self._scheduler = scheduler
         self._connectors = {c: Connector(c) for c in range(1, connectors + 1)}
         self._station_error = "NoError"
         self._readings: dict[int, MeterReading] = {}
@@ -63,18 +62,12 @@ class TransactionManager(Identification, ConnectorRequests, pykka.ThreadingActor
 
     # --- life cycle --------------------------------------------------------------------------
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self._scheduler)
-        self._db = store.open_database(self._db_path)
+    def opened(self) -> None:
         self._book = TransactionBook(self._db)
         availability = self._book.availability()
         self._station_operative = availability.get(0, True)
         for c in self._connectors.values():
             c.operative = availability.get(c.id, True) and self._station_operative
-
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
-        self._db.close()
 
     def _recover(self) -> None:
         """Stop what a crash or power cut interrupted (OCPP 1.6 §4.10: reason PowerLoss).
@@ -96,10 +89,8 @@ class TransactionManager(Identification, ConnectorRequests, pykka.ThreadingActor
 
     # --- messages ------------------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case Peers():
                 self._peers = message
                 self._recover()
@@ -165,7 +156,7 @@ class TransactionManager(Identification, ConnectorRequests, pykka.ThreadingActor
             case LinkDown():
                 self._online = False
             case _:
-                log.warning("TransactionManager: unexpected message %r", message)
+                self.unexpected(message)
 
     # --- hardware --------------------------------------------------------------------------------
 

@@ -27,11 +27,10 @@ import json
 import logging
 from typing import Any
 
-import pykka
-
+from actors.base import StationActor
 from actors import store
-from actors.ticker import Scheduler, Ticker
-from messages.events import (HealthCheck, IdTagInfoReceived, NotifyWhenDrained, QueueDrained, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp, Peers,
+from actors.ticker import Scheduler
+from messages.events import (IdTagInfoReceived, NotifyWhenDrained, QueueDrained, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp, Peers,
                              RegistrationChanged, SendCall, TransactionIdAssigned, TransactionMessageDropped,
                              TransactionMessagesQueued)
 from messages.frozen import freeze
@@ -39,14 +38,12 @@ from messages.frozen import freeze
 log = logging.getLogger(__name__)
 
 
-class TransactionMessageQueue(pykka.ThreadingActor):
+class TransactionMessageQueue(StationActor):
     def __init__(self, db_path: str, config: Any, max_messages: int, scheduler: Scheduler | None = None):
-        super().__init__()
-        self._db_path = db_path
+        super().__init__(db_path, scheduler)
         self._attempts_max = int(config["TransactionMessageAttempts"])
         self._retry_interval_s = int(config["TransactionMessageRetryInterval"])
         self._max_messages = max_messages
-        self._scheduler = scheduler
         self._peers: Peers | None = None
         self._accepted = False
         self._online = False
@@ -54,18 +51,8 @@ class TransactionMessageQueue(pykka.ThreadingActor):
         self._retry_timer: int | None = None
         self._drain_waiters: list = []  # refs waiting for QueueDrained
 
-    def on_start(self) -> None:
-        self._ticker = Ticker(self.actor_ref, self._scheduler)
-        self._db = store.open_database(self._db_path)
-
-    def on_stop(self) -> None:
-        self._ticker.cancel_all()
-        self._db.close()
-
-    def on_receive(self, message: Any) -> Any:
+    def receive(self, message: Any) -> Any:
         match message:
-            case HealthCheck():
-                return True
             case Peers():
                 self._peers = message
             case TransactionMessagesQueued():
@@ -101,7 +88,7 @@ class TransactionMessageQueue(pykka.ThreadingActor):
             case "length":
                 return store.queue_length(self._db)
             case _:
-                log.warning("TransactionMessageQueue: unexpected message %r", message)
+                self.unexpected(message)
 
     def _pump(self) -> None:
         if self._in_flight is not None or self._retry_timer is not None or not (self._accepted and self._online):
