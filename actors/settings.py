@@ -1,13 +1,15 @@
 """station.toml: the operator's configuration, read once at start-up and never rewritten.
 
 Every section and key is checked; a mistake stops start-up with one message that names the
-key (`SettingsError`). Relative paths are taken from the folder holding the file.
+key (`SettingsError`). Relative paths are taken from the folder holding the file, except the
+database and log file under systemd: from $STATE_DIRECTORY and $LOGS_DIRECTORY.
 OCPP configuration keys in `[configuration]` are checked against the key registry
 (`actors.keys`); values the CSMS changes later live in the database and win over the file.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,12 +151,17 @@ def load(path: str | Path) -> Settings:
         raise SettingsError("csms.reconnect_min_s must be > 0 and <= csms.reconnect_max_s")
 
     sto = _section(data.get("storage", {}), "storage", {"path": str})
-    storage_path = _path(base, sto.get("path", "var/station.db"))
+    # Under systemd (StateDirectory=, LogsDirectory=) relative paths go where the unit allows writing;
+    # elsewhere beside the configuration file.
+    state_dir = Path(os.environ["STATE_DIRECTORY"].split(":")[0]) if os.environ.get("STATE_DIRECTORY") else base
+    storage_path = _path(state_dir, sto.get("path", "var/station.db"))
     lg = _section(data.get("logging", {}), "logging", {"level": str, "file": str, "max_bytes": int, "backups": int})
     level = lg.get("level", "INFO").upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError("logging.level must be DEBUG, INFO, WARNING or ERROR")
-    log_file = _path(storage_path.parent, lg["file"]) if "file" in lg else storage_path.parent / "station.log"
+    logs_dir = Path(os.environ["LOGS_DIRECTORY"].split(":")[0]) if os.environ.get("LOGS_DIRECTORY") \
+        else storage_path.parent
+    log_file = _path(logs_dir, lg["file"]) if "file" in lg else logs_dir / "station.log"
     # RotatingFileHandler never rotates with max_bytes 0 or backups 0: the log would fill the flash.
     if lg.get("max_bytes", 5_000_000) < 1024:
         raise SettingsError("logging.max_bytes must be at least 1024")

@@ -366,3 +366,11 @@ def test_the_meter_section_takes_the_station_s_poll_interval_and_fault_grace(tmp
     data["hal"] = {"evse": {"driver": "sim", "fault_after_s": 3}}
     with pytest.raises(SettingsError, match="hal.evse.fault_after_s"):
         load(write(tmp_path, data))
+
+
+def test_under_systemd_relative_storage_and_log_paths_use_the_unit_s_directories(tmp_path, monkeypatch):
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    monkeypatch.setenv("LOGS_DIRECTORY", str(tmp_path / "logs"))
+    settings = load(write(tmp_path, minimal()))
+    assert settings.storage_path == tmp_path / "state" / "var" / "station.db"
+    assert settings.log_file == tmp_path / "logs" / "station.log"
