@@ -8,7 +8,7 @@ safe to share between threads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -84,20 +84,6 @@ class MeterSampled:
     reading: MeterReading
 
 
-@dataclass(frozen=True)
-class DeviceFailed:
-    """A device stopped answering or answered garbage; `error_code` is the ChargePointErrorCode to report."""
-
-    device: str  # "evse" | "meter" | "rfid"
-    error_code: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class DeviceRecovered:
-    device: str
-
-
 # --- commands to device actors -----------------------------------------------------------------
 
 
@@ -132,13 +118,6 @@ class ShowStatus:
     connector: int
     status: str
     transaction_id: int | None = None
-
-
-@dataclass(frozen=True)
-class ReadMeterDue:
-    """Tick: a device actor polls its meter."""
-
-    generation: int = 0
 
 
 # --- the OCPP-J link ---------------------------------------------------------------------------
@@ -250,14 +229,6 @@ class RegistrationChanged:
 
 
 @dataclass(frozen=True)
-class FrameArrived:
-    """Internal to the link: text received by its socket thread."""
-
-    text: str
-    generation: int
-
-
-@dataclass(frozen=True)
 class SocketOpened:
     generation: int
 
@@ -348,13 +319,6 @@ class Due:
 @dataclass(frozen=True)
 class HealthCheck:
     """Answered by every actor (ask) so the watchdog knows none is stuck."""
-
-
-@dataclass(frozen=True)
-class Stop:
-    """Stop and say goodbye: used by ordered shutdown."""
-
-    reason: str = field(default="")
 
 
 # --- authorization -----------------------------------------------------------------------------
