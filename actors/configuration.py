@@ -98,8 +98,6 @@ class Configuration(StationActor):
                 self._broadcast(key, value)
             case SetConfigurationValue():
                 pass
-            case "subscribe", tuple() as refs:
-                self._subscribers = self._subscribers + refs
             case _:
                 self.unexpected(message)
 

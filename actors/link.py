@@ -106,8 +106,6 @@ class Link(StationActor):
                 self._conn.ping_interval_s = float(value)
             case ConfigurationChanged():
                 pass
-            case "drop_connection":
-                self._conn.drop()
             case _:
                 self.unexpected(message)
 

@@ -67,8 +67,6 @@ class StatusDebouncer(StationActor):
                 self._minimum_s = int(value)
             case ConfigurationChanged():
                 pass
-            case "statuses":
-                return {c: m.status for c, m in self._current.items()}
             case _:
                 self.unexpected(message)
 

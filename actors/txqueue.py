@@ -85,8 +85,6 @@ class TransactionMessageQueue(StationActor):
                 else:
                     self._drain_waiters.append(reply_to)
                     self._pump()
-            case "length":
-                return store.queue_length(self._db)
             case _:
                 self.unexpected(message)
 

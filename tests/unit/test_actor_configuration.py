@@ -158,13 +158,6 @@ def test_minimum_status_duration_zero_is_accepted(tmp_path):
     assert rig.stored() == {"MinimumStatusDuration": 0}
 
 
-def test_subscribers_added_later_hear_changes(rig):
-    late = Probe()
-    rig.config.tell(("subscribe", (late.ref,)))
-    rig.change("ConnectionTimeOut", "30")
-    assert late.expect(ConfigurationChanged) == ConfigurationChanged("ConnectionTimeOut", 30)
-
-
 # --- effective values --------------------------------------------------------------------------
 
 
