@@ -75,9 +75,7 @@ class Link(StationActor):
                     return None
                 self._queue.append(message)
                 self._pump()
-            case ReplyResult(unique_id, action, payload):
-                self._reply(unique_id, action, payload)
-            case ReplyError():
+            case ReplyResult() | ReplyError():  # a handler that answers through the actor
                 self._replier.tell(message)
             case ocppj.CallResult() | ocppj.CallError():
                 self._response(message)
@@ -155,9 +153,6 @@ class Link(StationActor):
         return True
 
     # --- actor side ----------------------------------------------------------------------------
-
-    def _reply(self, unique_id: str, action: str, payload: Any) -> None:
-        self._replier.tell(ReplyResult(unique_id, action, payload))
 
     def _pump(self) -> None:
         if self._in_flight is not None or self._generation <= 0:

@@ -83,8 +83,8 @@ class MeterDevice(StationActor):
         try:
             reading = self._driver.read(connector, self._measurands)
             last = self._last[connector]
-            if math.isnan(reading.energy_wh) if isinstance(reading.energy_wh, float) else False:
-                raise HalError("energy register is NaN", "PowerMeterFailure")
+            if not math.isfinite(reading.energy_wh):
+                raise HalError(f"energy register reads {reading.energy_wh}", "PowerMeterFailure")
             if last is not None and reading.energy_wh < last:
                 raise HalError(f"energy went backwards ({last} -> {reading.energy_wh} Wh)", "PowerMeterFailure")
         except HalError as exc:

@@ -115,8 +115,7 @@ class Station:
                     "reset": ("Reset",),
                     "data_transfer": ("DataTransfer",)}
         routes = FrozenDict({action: refs[name] for name, actions in handlers.items() for action in actions})
-        refs["link"].tell(LinkWiring(routes, tuple(refs[n] for n in ("boot", "status", "txqueue", "transactions",
-                                                                      "authorization")),
+        refs["link"].tell(LinkWiring(routes, tuple(refs[n] for n in ("boot", "status", "txqueue", "authorization")),
                                      FrozenDict({"GetConfiguration": view.get})))
 
     def request_exit(self, code: int) -> None:

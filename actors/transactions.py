@@ -2,7 +2,7 @@
 
 Takes: hardware events (PlugConnected, PlugDisconnected, EvDrawChanged, ConnectorFaultChanged,
 CardPresented, MeterSampled), CSMS requests (RemoteStartTransaction, RemoteStopTransaction),
-Authorize answers, ConnectorLockResult, TransactionIdAssigned, ConfigurationChanged, LinkUp/Down.
+TagAuthorized, ConnectorLockResult, TransactionIdAssigned, ConfigurationChanged.
 Emits: SetContactor / SetConnectorLock / ShowStatus to the EVSE actor, ConnectorStatusChanged to
 the StatusDebouncer, TransactionBegan/Ended to the MeterSampler, Authorize via the link, and
 Start/StopTransaction into the durable queue. StartTransaction is committed before the contactor
@@ -30,7 +30,7 @@ from actors.ticker import Scheduler
 from messages.events import (CableDetached, TransactionDataSampled, MainsPowerChanged,
                              StopAllTransactions, TagAuthorized, CallReceived, CardPresented, ConfigurationChanged,
                              ConnectorFaultChanged, ConnectorLockResult, ConnectorStatusChanged, Due, EvDrawChanged,
-                             LinkDown, LinkUp, MeterReading, MeterSampled, Peers, PlugConnected, PlugDisconnected,
+                             MeterReading, MeterSampled, Peers, PlugConnected, PlugDisconnected,
                              ReplyResult, SetConnectorLock, SetContactor, ShowStatus, TransactionBegan,
                              TransactionEnded, TransactionIdAssigned, TransactionMessageDropped,
                              TransactionMessagesQueued)
@@ -52,7 +52,6 @@ class TransactionManager(Identification, ConnectorRequests, StationActor):
         self._connectors = {c: Connector(c) for c in range(1, connectors + 1)}
         self._station_error = "NoError"
         self._readings: dict[int, MeterReading] = {}
-        self._online = False
         self._peers: Peers | None = None
         self._station_operative = True
         self._pending_start: dict[str, tuple[str, str | None]] = {}  # lock request -> (idTag, parent)
@@ -151,10 +150,6 @@ class TransactionManager(Identification, ConnectorRequests, StationActor):
                 self._connection_timeout(self._connectors[c])
             case ConfigurationChanged(key, value):
                 self._config[key] = value
-            case LinkUp():
-                self._online = True
-            case LinkDown():
-                self._online = False
             case _:
                 self.unexpected(message)
 
