@@ -15,7 +15,7 @@ def _keys(module: str) -> dict[str, type]:
     return importlib.import_module(module).DRIVER_KEYS
 
 
-# Keys of a device section that the station's device actor reads (actors/settings.py checks them).
+# Keys of a device section that the station's device actor reads (actors/shell/settings.py checks them).
 STATION_KEYS = ("poll_interval_s", "fault_after_s")
 
 # (device, driver) -> {key: TOML type}; "driver" itself is always allowed.

@@ -429,7 +429,7 @@ def station_command(override: str | None = None) -> list[str]:
     if override:
         return shlex.split(override)
     exe = Path(sys.executable).parent / "ocpp-station"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "actors.station"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "actors.shell.main"]
 
 
 def write_station_toml(folder: Path, csms_url: str, control_port: int, meter: str = 'driver = "sim"') -> Path:

@@ -478,9 +478,9 @@ def test_meter_device_reports_power_meter_failure_and_recovery_with_the_real_dri
     """The station's MeterDevice actor polling SdmMeter on a pty: two meters, one goes silent."""
     import pykka
 
-    from actors import keys
-    from actors.meter_device import MeterDevice
-    from actors.ticker import ManualScheduler
+    from actors.configuration import registry as keys
+    from actors.devices.meter import MeterDevice
+    from actors.infra.ticker import ManualScheduler
     from messages.events import ConnectorFaultChanged, MeterSampled, Peers
     from messages.frozen import FrozenDict
     from tests.unit.fakes import Probe, sync

@@ -54,7 +54,7 @@ class StationProcess:
 
     def start(self) -> "StationProcess":
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "actors.station", "--config", str(self.config_path)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "actors.shell.main", "--config", str(self.config_path)],
                                      cwd=REPO, stdout=log, stderr=log)
         if 'driver = "sim"' in self.config_path.read_text():
             self._wait_sim()

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pykka
 
-from actors.connection import NotConnected
+from actors.link.connection import NotConnected
 from hal import ConnectorHardwareState, HalError
 from messages.events import CardPresented, HealthCheck, MeterReading, SampledValue
 
@@ -257,7 +257,7 @@ class FakeReader(_Recorder):
 
 
 class FakeConnection:
-    """Stands in for actors.connection.Connection: records sent texts; the test plays the socket thread."""
+    """Stands in for actors.link.connection.Connection: records sent texts; the test plays the socket thread."""
 
     def __init__(self, csms, cp_id, on_text, on_event, ping_interval_s):
         self.csms, self.cp_id = csms, cp_id

@@ -6,10 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from actors import keys, store
-from actors.authorization import Authorization
-from actors.clock import StationClock, format_time
-from actors.ticker import ManualScheduler
+from actors.configuration import registry as keys
+
+from actors.infra import store
+from actors.authorization.actor import Authorization
+from actors.infra.clock import StationClock, format_time
+from actors.infra.ticker import ManualScheduler
 from messages.events import (AuthorizeTag, CallAnswered, CallFailed, CallReceived, ConfigurationChanged,
                              IdTagInfoReceived, LinkDown, LinkUp, RegistrationChanged, ReplyResult, SendCall,
                              TagAuthorized)

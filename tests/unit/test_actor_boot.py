@@ -6,11 +6,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from actors import store
-from actors.boot import BootNotifier
-from actors.clock import StationClock
-from actors.settings import StationSettings
-from actors.ticker import ManualScheduler
+from actors.infra import store
+from actors.boot.actor import BootNotifier
+from actors.infra.clock import StationClock
+from actors.shell.settings import StationSettings
+from actors.infra.ticker import ManualScheduler
 from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, LinkDown, LinkUp, RegistrationChanged,
                              SendCall)
 from messages.frozen import freeze

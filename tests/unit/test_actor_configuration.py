@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from actors import keys, store
-from actors.configuration import Configuration, effective_values
+from actors.configuration import registry as keys
+
+from actors.infra import store
+from actors.configuration.actor import Configuration, effective_values
 from messages.events import CallReceived, ConfigurationChanged, ReplyError, ReplyResult
 from messages.frozen import freeze
 from tests.unit.fakes import Probe, sync

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from actors import keys, store
-from actors.clock import StationClock
-from actors.configuration import Configuration
-from actors.evse import EvseDevice
-from actors.link import Link
-from actors.meter_device import MeterDevice
-from actors.rfid import RfidListener
-from actors.settings import CsmsSettings
-from actors.ticker import ManualScheduler
-from actors.transactions import TransactionManager
+from actors.configuration import registry as keys
+
+from actors.infra import store
+from actors.infra.clock import StationClock
+from actors.configuration.actor import Configuration
+from actors.devices.evse import EvseDevice
+from actors.link.actor import Link
+from actors.devices.meter import MeterDevice
+from actors.devices.rfid import RfidListener
+from actors.shell.settings import CsmsSettings
+from actors.infra.ticker import ManualScheduler
+from actors.sessions.actor import TransactionManager
 from hal import ConnectorHardwareState, HalError
 from messages.events import (CardPresented, ConfigurationChanged, ConnectorFaultChanged, ConnectorLockResult,
                              EvDrawChanged, HealthCheck, LinkUp, LinkWiring, MeterSampled, Peers, PlugConnected,

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from actors.link import Link
-from actors.settings import CsmsSettings
-from actors.ticker import ManualScheduler
+from actors.link.actor import Link
+from actors.shell.settings import CsmsSettings
+from actors.infra.ticker import ManualScheduler
 from messages.events import (CallAnswered, CallFailed, CallReceived, ConfigurationChanged, HealthCheck, LinkDown,
                              LinkUp, LinkWiring, RegistrationChanged, ReplyError, ReplyResult, SendCall,
                              SocketClosed, SocketOpened)
@@ -332,8 +332,8 @@ def test_a_changed_websocket_ping_interval_reaches_the_connection(rig):
 
 
 def test_a_read_only_request_is_answered_on_the_socket_thread_from_its_reader():
-    from actors.configuration import ConfigurationView
-    from actors import keys
+    from actors.configuration.actor import ConfigurationView
+    from actors.configuration import registry as keys
 
     specs = keys.registry(1, True)
     view = ConfigurationView(specs, {n: s.default for n, s in specs.items()})

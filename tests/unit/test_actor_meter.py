@@ -7,10 +7,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from actors import keys, store
-from actors.clock import StationClock
-from actors.meter import MeterSampler
-from actors.ticker import ManualScheduler
+from actors.configuration import registry as keys
+
+from actors.infra import store
+from actors.infra.clock import StationClock
+from actors.metering.actor import MeterSampler
+from actors.infra.ticker import ManualScheduler
 from messages.events import (ConfigurationChanged, MeterReading, MeterSampled, Peers, SampledValue, SendCall,
                              TransactionBegan, TransactionEnded, TransactionMessagesQueued)
 from messages.frozen import FrozenDict

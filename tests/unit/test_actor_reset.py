@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from actors.reset import EXIT_RESET, GRACE_S, ResetManager
-from actors.ticker import ManualScheduler
+from actors.reset.actor import EXIT_RESET, GRACE_S, ResetManager
+from actors.infra.ticker import ManualScheduler
 from messages.events import (AllTransactionsStopped, CallReceived, NotifyWhenDrained, Peers, QueueDrained, ReplyResult,
                              ShutDown, StopAllTransactions)
 from messages.frozen import FrozenDict, freeze

@@ -6,8 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from actors.status import StatusDebouncer
-from actors.ticker import ManualScheduler
+from actors.status.actor import StatusDebouncer
+from actors.infra.ticker import ManualScheduler
 from messages.events import (CallFailed, ConfigurationChanged, ConnectorStatusChanged, LinkDown, LinkUp,
                              RegistrationChanged, SendCall)
 from tests.unit.fakes import Probe, sync

@@ -7,11 +7,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from actors import keys, store
-from actors.clock import StationClock
-from actors.ticker import ManualScheduler
-from actors.connector_requests import DEFERRED_STOP_S
-from actors.transactions import TransactionManager
+from actors.configuration import registry as keys
+
+from actors.infra import store
+from actors.infra.clock import StationClock
+from actors.infra.ticker import ManualScheduler
+from actors.sessions.connector_requests import DEFERRED_STOP_S
+from actors.sessions.actor import TransactionManager
 from messages.events import (CableDetached, AuthorizeTag, CallReceived, CardPresented, ConnectorFaultChanged, ConnectorLockResult,
                              ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged, MeterReading, MeterSampled,
                              Peers, PlugConnected, PlugDisconnected, ReplyResult, SendCall, SetConnectorLock,

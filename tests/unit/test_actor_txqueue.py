@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from actors import keys, store
-from actors.ticker import ManualScheduler
-from actors.txqueue import TransactionMessageQueue
+from actors.configuration import registry as keys
+
+from actors.infra import store
+from actors.infra.ticker import ManualScheduler
+from actors.txqueue.actor import TransactionMessageQueue
 from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, IdTagInfoReceived, LinkDown, LinkUp,
                              NotifyWhenDrained, Peers, QueueDrained, RegistrationChanged, SendCall,
                              TransactionIdAssigned, TransactionMessageDropped, TransactionMessagesQueued)

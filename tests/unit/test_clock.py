@@ -1,4 +1,4 @@
-"""actors.clock: OCPP dateTime parsing and formatting, and a station clock that never says 1970."""
+"""actors.infra.clock: OCPP dateTime parsing and formatting, and a station clock that never says 1970."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from actors.clock import StationClock, format_time, parse_time
+from actors.infra.clock import StationClock, format_time, parse_time
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,4 +1,4 @@
-"""actors.connector: a connector's facts and the OCPP 1.6 status they imply (§4.9, §7.7)."""
+"""actors.sessions.connector: a connector's facts and the OCPP 1.6 status they imply (§4.9, §7.7)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from actors.connector import Connector, Session, station_status
+from actors.sessions.connector import Connector, Session, station_status
 
 pytestmark = pytest.mark.timeout(30)
 

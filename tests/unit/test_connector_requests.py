@@ -1,4 +1,4 @@
-"""The CSMS's requests about connectors (actors/connector_requests.py, a mixin of the TransactionManager):
+"""The CSMS's requests about connectors (actors/sessions/connector_requests.py, a mixin of the TransactionManager):
 UnlockConnector, ChangeAvailability and the station-wide StopAllTransactions. RemoteStart/RemoteStop are
 in tests/unit/test_actor_transactions.py, with the sessions they start and stop."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.connector_requests import UNLOCK_TIMEOUT_S
+from actors.sessions.connector_requests import UNLOCK_TIMEOUT_S
 from messages.events import (AllTransactionsStopped, AuthorizeTag, CallReceived, CardPresented, ConnectorLockResult,
                              MeterReading, MeterSampled, PlugDisconnected, ReplyResult, SetConnectorLock,
                              SetContactor, ShowStatus, StopAllTransactions, TransactionEnded)

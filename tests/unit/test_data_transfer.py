@@ -8,11 +8,11 @@ import threading
 
 import pytest
 
-from actors import vendors
-from actors.data_transfer import DataTransfer
+from actors.data_transfer import vendors
+from actors.data_transfer.actor import DataTransfer
 from messages.events import DataTransferAnswered, DataTransferFailed, SendDataTransfer
-from actors.ticker import ManualScheduler
-from actors.vendors import VendorRegistry, VendorReply
+from actors.infra.ticker import ManualScheduler
+from actors.data_transfer.vendors import VendorRegistry, VendorReply
 from messages import validation
 from messages.events import CallAnswered, CallFailed, CallReceived, Peers, ReplyResult, SendCall
 from messages.frozen import FrozenDict, freeze, thaw
@@ -153,7 +153,7 @@ def test_a_handler_that_raises_is_answered_rejected_and_logged_with_its_tracebac
         raise RuntimeError("vendor bug")
 
     rig = Rig(registry_with(("com.acme", broken)))
-    with caplog.at_level(logging.ERROR, logger="actors.vendors"):
+    with caplog.at_level(logging.ERROR, logger="actors.data_transfer.vendors"):
         assert rig.ask("com.acme", "Hello") == {"status": "Rejected"}
     record = next(r for r in caplog.records if "com.acme" in r.getMessage())
     assert record.exc_info and "vendor bug" in caplog.text and "Traceback" in caplog.text
@@ -290,7 +290,7 @@ def plugin_dir(tmp_path, monkeypatch):
 
 def test_a_plugin_module_registers_its_vendor(fresh_default, plugin_dir):
     name = plugin_dir("acme_vendor_plugin", (
-        "from actors.vendors import VendorReply, register\n"
+        "from actors.data_transfer.vendors import VendorReply, register\n"
         "def acme(message_id, data):\n"
         "    return VendorReply('Accepted', (data or '').upper())\n"
         "register('com.acme', acme, message_ids={'Shout'})\n"))
@@ -306,7 +306,7 @@ def test_a_plugin_module_registers_its_vendor(fresh_default, plugin_dir):
 
 def test_a_plugin_can_replace_the_builtin_vendor(fresh_default, plugin_dir):
     name = plugin_dir("own_openstation_plugin", (
-        "from actors.vendors import VendorReply, register\n"
+        "from actors.data_transfer.vendors import VendorReply, register\n"
         "register('org.openstation', lambda mid, data: VendorReply('Rejected'))\n"))
     rig = Rig(vendors.station_registry("1.0", plugins=[name]))
     assert rig.ask("org.openstation", "Version") == {"status": "Rejected"}

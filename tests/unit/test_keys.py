@@ -1,11 +1,11 @@
-"""actors.keys: the OCPP 1.6 configuration key registry, and how values are read and written on the wire."""
+"""actors.configuration.registry: the OCPP 1.6 configuration key registry, and how values are read and written on the wire."""
 
 from __future__ import annotations
 
 import pytest
 
-from actors import keys
-from actors.keys import KeyError_, parse_wire, to_wire
+from actors.configuration import registry as keys
+from actors.configuration.registry import KeyError_, parse_wire, to_wire
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,4 +1,4 @@
-"""actors.meterdata: meter readings as OCPP 1.6 MeterValue / SampledValue objects (§7.30, §7.44)."""
+"""actors.metering.meterdata: meter readings as OCPP 1.6 MeterValue / SampledValue objects (§7.30, §7.44)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from actors.meterdata import ENERGY, measurand_list, meter_value, sampled_values
+from actors.metering.meterdata import ENERGY, measurand_list, meter_value, sampled_values
 from messages import validation
 from messages.events import MeterReading, SampledValue
 

@@ -1,4 +1,4 @@
-"""actors.sdnotify against real AF_UNIX datagram sockets (path and abstract)."""
+"""actors.shell.sdnotify against real AF_UNIX datagram sockets (path and abstract)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from actors import sdnotify
+from actors.shell import sdnotify
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -97,7 +97,7 @@ def test_abstract_socket_datagram(abstract_socket):
 
 def test_missing_socket_warns_once_and_never_raises(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "nobody-listens.sock"))
-    with caplog.at_level(logging.DEBUG, logger="actors.sdnotify"):
+    with caplog.at_level(logging.DEBUG, logger="actors.shell.sdnotify"):
         assert sdnotify.ready() is False
         assert sdnotify.watchdog() is False
         assert sdnotify.watchdog() is False

@@ -1,4 +1,4 @@
-"""actors.settings: station.toml is checked key by key; every mistake names the key."""
+"""actors.shell.settings: station.toml is checked key by key; every mistake names the key."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.settings import SettingsError, load
+from actors.shell.settings import SettingsError, load
 
 pytestmark = pytest.mark.timeout(30)
 

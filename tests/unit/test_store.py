@@ -1,4 +1,4 @@
-"""actors.store: the station database (SQLite, WAL, synchronous=FULL), its migrations and durability."""
+"""actors.infra.store: the station database (SQLite, WAL, synchronous=FULL), its migrations and durability."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from actors import store
-from actors.store import StorageError, Transaction
+from actors.infra import store
+from actors.infra.store import StorageError, Transaction
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -234,7 +234,7 @@ def test_rows_returns_dicts_by_column_name(conn):
 def test_a_committed_row_survives_sigkill_of_the_writer(db_path):
     child = textwrap.dedent(f"""
         import os, signal
-        from actors import store
+        from actors.infra import store
         conn = store.open_database({str(db_path)!r})
         with store.Transaction(conn):
             store.enqueue(conn, "kill-1", 7, "StopTransaction", {{"transactionId": 9}})
@@ -254,7 +254,7 @@ def test_a_committed_row_survives_sigkill_of_the_writer(db_path):
 def test_an_uncommitted_row_is_gone_after_sigkill_of_the_writer(db_path):
     child = textwrap.dedent(f"""
         import os, signal
-        from actors import store
+        from actors.infra import store
         conn = store.open_database({str(db_path)!r})
         with store.Transaction(conn):
             store.set_meta(conn, "committed", "yes")

@@ -1,4 +1,4 @@
-"""actors.ticker: the scheduler thread, the manual scheduler for tests, and an actor's Ticker."""
+"""actors.infra.ticker: the scheduler thread, the manual scheduler for tests, and an actor's Ticker."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pykka
 import pytest
 
-from actors.ticker import ManualScheduler, Scheduler, Ticker
+from actors.infra.ticker import ManualScheduler, Scheduler, Ticker
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -256,7 +256,7 @@ def test_a_ticker_on_the_real_scheduler_tells_the_actor(recorder, inbox):
 
 
 def test_a_ticker_without_a_scheduler_uses_the_default_one(recorder, inbox):
-    from actors.ticker import default_scheduler
+    from actors.infra.ticker import default_scheduler
 
     ticker = Ticker(recorder)
     assert ticker.scheduler is default_scheduler()

@@ -1,0 +1,158 @@
+"""MeterSampler: periodic and clock-aligned MeterValues (OCPP 1.6 §3.16, §4.7, errata 3.13-3.16).
+
+Takes: MeterSampled (latest reading per connector, from the MeterDevice), TransactionBegan /
+TransactionEnded, ConfigurationChanged, Due("sample") / Due("aligned").
+Emits: MeterValues of a transaction into the durable queue (then TransactionMessagesQueued);
+clock-aligned values of an idle connector straight to the link (they are not transaction data).
+
+Sampled values are stamped at exact multiples of MeterValueSampleInterval from the start of the
+transaction, and aligned values exactly on the ClockAlignedDataInterval boundary counted from
+midnight UTC (the test tool checks both to the second: EVerest/libocpp#445). The value is the
+freshest reading the MeterDevice has delivered, never a blocking read.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from actors.infra.base import StationActor
+from actors.infra import store
+from actors.infra.clock import StationClock
+from actors.metering.meterdata import ENERGY, measurand_list, meter_value
+from actors.infra.ticker import Scheduler
+from messages.events import (TransactionDataSampled, ConfigurationChanged, Due, MeterReading, MeterSampled, Peers, SendCall,
+                             TransactionBegan, TransactionEnded, TransactionMessagesQueued)
+from messages.frozen import freeze
+
+log = logging.getLogger(__name__)
+
+
+class MeterSampler(StationActor):
+    def __init__(self, db_path: str, config: Any, clock: StationClock, scheduler: Scheduler | None = None):
+        super().__init__(db_path, scheduler)
+        self._config = dict(config)
+        self._clock = clock
+        self._readings: dict[int, MeterReading] = {}
+        self._sessions: dict[int, tuple[int, datetime, int]] = {}  # connector -> (local_id, start, generation)
+        self._start_mono: dict[int, float] = {}  # connector -> scheduler time of the start
+        self._generation = 0
+        self._aligned_generation = 0
+        self._peers: Peers | None = None
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case Peers():
+                self._peers = message
+                self._schedule_aligned()
+            case MeterSampled(reading):
+                self._readings[reading.connector] = reading
+            case TransactionBegan(connector, local_id):
+                self._begin(connector, local_id)
+            case TransactionEnded(connector, local_id):
+                if self._sessions.get(connector, (None,))[0] == local_id:
+                    del self._sessions[connector]
+            case Due("sample", generation, (connector, n)):
+                self._sample(connector, generation, n)
+            case Due("aligned", generation, boundary) if generation == self._aligned_generation:
+                self._aligned(boundary)
+            case Due():
+                pass  # a tick from a transaction or interval that has since changed
+            case ConfigurationChanged(key, value):
+                self._config[key] = value
+                if key == "ClockAlignedDataInterval":
+                    self._schedule_aligned()
+                elif key == "MeterValueSampleInterval":
+                    for connector, (local_id, _, _) in list(self._sessions.items()):
+                        self._begin(connector, local_id)
+            case _:
+                self.unexpected(message)
+
+    def _begin(self, connector: int, local_id: int) -> None:
+        self._generation += 1
+        self._sessions[connector] = (local_id, self._clock.now(), self._generation)
+        self._start_mono[connector] = self._ticker.scheduler.now()
+        self._schedule_sample(connector, 1)
+
+    def _schedule_sample(self, connector: int, n: int) -> None:
+        """Sample n is due n intervals after the start on the monotonic clock, so a clock set by
+        the CSMS (forward or back) neither bursts nor skips samples."""
+        interval = self._config["MeterValueSampleInterval"]
+        if interval <= 0 or connector not in self._sessions:
+            return
+        _, _, generation = self._sessions[connector]
+        start_mono = self._start_mono[connector]
+        delay = start_mono + interval * n - self._ticker.scheduler.now()
+        self._ticker.after(delay, Due("sample", generation, (connector, n)))
+
+    def _sample(self, connector: int, generation: int, n: int) -> None:
+        session = self._sessions.get(connector)
+        if session is None or session[2] != generation:
+            return
+        local_id, start, _ = session
+        step = timedelta(seconds=self._config["MeterValueSampleInterval"])
+        at = start + step * n
+        if abs((self._clock.now() - at).total_seconds()) > 2:  # the clock was set: re-anchor the stamps
+            start = self._clock.now() - step * n
+            self._sessions[connector] = (local_id, start, generation)
+            at = start + step * n
+        # OCTT TC_070: an empty MeterValuesSampledData still samples the energy register.
+        measurands = measurand_list(self._config["MeterValuesSampledData"]) or (ENERGY,)
+        self._queue(connector, local_id, "Sample.Periodic", measurands, at)
+        self._for_stop(connector, local_id, "StopTxnSampledData", "Sample.Periodic", at)
+        self._schedule_sample(connector, n + 1)
+
+    def _for_stop(self, connector: int, local_id: int, key: str, context: str, at: datetime) -> None:
+        """StopTxn*Data: the same instants, other measurands, kept for StopTransaction.transactionData."""
+        reading = self._readings.get(connector)
+        measurands = measurand_list(self._config[key])
+        mv = meter_value(reading, measurands, context, at) if reading and measurands else None
+        if mv is not None and self._peers is not None:
+            self._peers.transactions.tell(TransactionDataSampled(connector, local_id, freeze(mv)))
+
+    def _schedule_aligned(self, served: datetime | None = None) -> None:
+        """Aim at the next boundary after now, and always after the one just served: a clock set
+        back a few milliseconds by the CSMS must not serve the same boundary twice."""
+        self._aligned_generation += 1
+        interval = self._config["ClockAlignedDataInterval"]
+        if interval <= 0:
+            return
+        now = self._clock.now()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        elapsed = (now - midnight).total_seconds()
+        boundary = midnight + timedelta(seconds=(int(elapsed // interval) + 1) * interval)
+        if served is not None and boundary <= served:
+            boundary = served + timedelta(seconds=interval)
+        self._ticker.after((boundary - now).total_seconds(), Due("aligned", self._aligned_generation, boundary))
+
+    def _aligned(self, boundary: datetime) -> None:
+        if abs((self._clock.now() - boundary).total_seconds()) > 2:  # the clock was set since: re-aim
+            self._schedule_aligned()
+            return
+        measurands = measurand_list(self._config["MeterValuesAlignedData"])
+        for connector, reading in sorted(self._readings.items()):
+            session = self._sessions.get(connector)
+            if session is not None:
+                self._queue(connector, session[0], "Sample.Clock", measurands, boundary)
+                self._for_stop(connector, session[0], "StopTxnAlignedData", "Sample.Clock", boundary)
+            elif self._peers is not None:
+                mv = meter_value(reading, measurands, "Sample.Clock", boundary)
+                if mv:
+                    self._peers.link.tell(SendCall("MeterValues", freeze({"connectorId": connector,
+                                                                          "meterValue": [mv]})))
+        self._schedule_aligned(boundary)
+
+    def _queue(self, connector: int, local_id: int, context: str, measurands: tuple, at: datetime) -> None:
+        reading = self._readings.get(connector)
+        if reading is None or not measurands:
+            return
+        mv = meter_value(reading, measurands, context, at)
+        if mv is None:
+            return
+        with store.Transaction(self._db):
+            store.enqueue(self._db, str(uuid.uuid4()), local_id, "MeterValues",
+                          {"connectorId": connector, "meterValue": [mv]}, periodic=True)
+        if self._peers is not None:
+            self._peers.txqueue.tell(TransactionMessagesQueued())

@@ -1,0 +1,75 @@
+"""ResetManager: Reset (OCPP 1.6 §5.14, errata 3.36/3.82) and every other orderly way down.
+
+Takes: CallReceived(Reset), ShutDown (e.g. mains power lost on back-up power), AllTransactionsStopped,
+QueueDrained, Due("grace").
+Emits: ReplyResult(Reset Accepted); StopAllTransactions to the TransactionManager; NotifyWhenDrained
+to the message queue; finally `request_exit(code)`, which ends the process.
+
+Soft: transactions stop with reason SoftReset, the StopTransactions get up to 10 s to reach the
+CSMS, then the process exits 75 and the supervisor (scripts/supervise, systemd) starts it again at
+once. Hard: reason HardReset, 2 s, the same exit; what was not delivered is still in the queue and
+goes after the reboot. The station's main loop also bounds the stop itself (actors.shell.main), so a
+Hard reset completes even if the graceful path hangs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from actors.infra.base import StationActor
+from actors.infra.ticker import Scheduler
+from messages.events import (AllTransactionsStopped, CallReceived, Due, NotifyWhenDrained, Peers,
+                             QueueDrained, ReplyResult, ShutDown, StopAllTransactions)
+from messages.frozen import freeze
+
+log = logging.getLogger(__name__)
+
+EXIT_RESET = 75
+GRACE_S = {"Soft": 10.0, "Hard": 2.0}
+
+
+class ResetManager(StationActor):
+    def __init__(self, request_exit: Callable[[int], None], scheduler: Scheduler | None = None):
+        super().__init__(scheduler=scheduler)
+        self._request_exit = request_exit
+        self._peers: Peers | None = None
+        self._going: ShutDown | None = None
+        self._grace: int | None = None
+        self._exited = False
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case Peers():
+                self._peers = message
+            case CallReceived(uid, "Reset", payload, reply_to):
+                kind = payload["type"]
+                reply_to.tell(ReplyResult(uid, "Reset", freeze({"status": "Accepted"})))
+                log.warning("%s reset requested by the CSMS", kind)
+                self._shut_down(ShutDown(f"{kind}Reset", EXIT_RESET, GRACE_S[kind]))
+            case ShutDown():
+                self._shut_down(message)
+            case AllTransactionsStopped(count):
+                log.info("%d transaction(s) stopped; waiting for the queue to drain", count)
+                self._peers.txqueue.tell(NotifyWhenDrained(self.actor_ref))
+            case QueueDrained():
+                self._exit("transaction messages delivered")
+            case Due("grace"):
+                self._exit("grace period over; undelivered messages stay queued")
+            case _:
+                self.unexpected(message)
+
+    def _shut_down(self, request: ShutDown) -> None:
+        if self._going is not None or self._exited:
+            return  # already on the way down: the first request decides the exit status
+        self._going = request
+        self._grace = self._ticker.after(request.grace_s, Due("grace"))
+        self._peers.transactions.tell(StopAllTransactions(request.reason, self.actor_ref))
+
+    def _exit(self, why: str) -> None:
+        if self._going is None:
+            return
+        log.warning("shutting down (%s): %s", self._going.reason, why)
+        self._ticker.cancel(self._grace)
+        self._request_exit(self._going.exit_code)
+        self._going, self._exited = None, True

@@ -1,0 +1,86 @@
+"""TransactionBook: the durable record of transactions and the messages they owe the CSMS.
+
+A plain class owned by the TransactionManager (one SQLite connection, its thread). Each change
+is one SQLite transaction that writes the record and queues its OCPP message together, so a
+crash can never leave a transaction without its StartTransaction or StopTransaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from actors.infra import store
+from actors.infra.clock import format_time, parse_time
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """A transaction found open at start-up: a crash or power cut ended it."""
+
+    local_id: int
+    connector: int
+    id_tag: str
+    meter_start_wh: int
+    started_at: datetime
+    last_meter_wh: int
+    last_meter_at: datetime
+
+
+class TransactionBook:
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def availability(self) -> dict[int, bool]:
+        """connector (0 = station) -> operative, as last set by ChangeAvailability."""
+        return {c: a == "Operative" for c, a in self._db.execute("SELECT connector, availability FROM connectors")}
+
+    def operative(self, connector: int) -> bool:
+        row = self._db.execute("SELECT availability FROM connectors WHERE connector=?", (connector,)).fetchone()
+        return row is None or row[0] == "Operative"
+
+    def set_availability(self, connector: int, operative: bool) -> None:
+        with store.Transaction(self._db):
+            self._db.execute("INSERT INTO connectors(connector, availability) VALUES(?, ?) ON CONFLICT(connector)"
+                             " DO UPDATE SET availability=excluded.availability",
+                             (connector, "Operative" if operative else "Inoperative"))
+
+    def interrupted(self) -> list[Interrupted]:
+        out = []
+        for r in store.rows(self._db, "SELECT * FROM transactions WHERE stopped_at IS NULL ORDER BY local_id"):
+            last_wh = r["last_meter_wh"] if r["last_meter_wh"] is not None else r["meter_start_wh"]
+            out.append(Interrupted(r["local_id"], r["connector"], r["id_tag"], r["meter_start_wh"],
+                                   parse_time(r["started_at"]), last_wh,
+                                   parse_time(r["last_meter_at"] or r["started_at"])))
+        return out
+
+    def begin(self, connector: int, id_tag: str, meter_start_wh: int, at: datetime) -> int:
+        """Record a new transaction and queue its StartTransaction; returns its local id."""
+        stamp = format_time(at)
+        with store.Transaction(self._db):
+            local_id = self._db.execute(
+                "INSERT INTO transactions(connector, id_tag, started_at, meter_start_wh, last_meter_wh, last_meter_at)"
+                " VALUES(?, ?, ?, ?, ?, ?)", (connector, id_tag, stamp, meter_start_wh, meter_start_wh, stamp)).lastrowid
+            store.enqueue(self._db, str(uuid.uuid4()), local_id, "StartTransaction",
+                          {"connectorId": connector, "idTag": id_tag, "meterStart": meter_start_wh, "timestamp": stamp})
+        return local_id
+
+    def meter(self, local_id: int, energy_wh: int, at: datetime) -> None:
+        """The latest reading: the meterStop if the power goes (autocommit: one small write)."""
+        self._db.execute("UPDATE transactions SET last_meter_wh=?, last_meter_at=? WHERE local_id=?",
+                         (energy_wh, format_time(at), local_id))
+
+    def stop(self, local_id: int, id_tag: str | None, meter_stop_wh: int, at: datetime, reason: str,
+             transaction_data: list | None) -> None:
+        """Close the record and queue its StopTransaction (OCPP 1.6 §4.10)."""
+        payload: dict = {"meterStop": meter_stop_wh, "timestamp": format_time(at), "reason": reason}
+        if id_tag:
+            payload["idTag"] = id_tag
+        if transaction_data:
+            payload["transactionData"] = transaction_data
+        with store.Transaction(self._db):
+            self._db.execute("UPDATE transactions SET stopped_at=?, stop_reason=?, meter_stop_wh=?, stop_id_tag=?"
+                             " WHERE local_id=?", (payload["timestamp"], reason, meter_stop_wh, id_tag, local_id))
+            store.enqueue(self._db, str(uuid.uuid4()), local_id, "StopTransaction", payload)

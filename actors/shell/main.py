@@ -1,0 +1,225 @@
+"""The station process: assembles the actors, watches them, and stops them in order.
+
+`ocpp-station --config station.toml` runs in the foreground. SIGTERM/SIGINT stop it cleanly
+(exit 0). Exit 2: bad configuration or database. Exit 70: an actor died (the supervisor or
+systemd restarts the process, which resumes from the database). Exit 75: a reset was asked.
+SIGUSR1 logs every thread's traceback (deadlock hunting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+import pykka.debug
+
+from actors.configuration import registry as keyreg
+from actors.shell import sdnotify
+from actors.infra import store
+from actors.data_transfer import vendors
+from actors.authorization.actor import Authorization
+from actors.boot.actor import BootNotifier
+from actors.infra.clock import StationClock, parse_time
+from actors.configuration.actor import Configuration, ConfigurationView, effective_values
+from actors.data_transfer.actor import DataTransfer
+from actors.devices.evse import EvseDevice
+from actors.link.actor import Link
+from actors.metering.actor import MeterSampler
+from actors.devices.meter import MeterDevice
+from actors.reset.actor import ResetManager
+from actors.devices.rfid import RfidListener
+from actors.shell.settings import Settings, SettingsError, load
+from actors.status.actor import StatusDebouncer
+from actors.infra.ticker import Scheduler
+from actors.sessions.actor import TransactionManager
+from actors.txqueue.actor import TransactionMessageQueue
+from hal import registry
+from messages import validation
+from messages.events import HealthCheck, LinkWiring, Peers
+from messages.frozen import FrozenDict
+
+log = logging.getLogger("station")
+
+EXIT_OK, EXIT_CONFIG, EXIT_ACTOR_DIED, EXIT_RESET = 0, 2, 70, 75
+STOP_DEADLINE_S = 30.0
+DEVICE_ACTORS = ("evse", "meter_device", "rfid")
+
+
+@dataclass
+class Station:
+    settings: Settings
+    scheduler: Scheduler | None = None
+    exit_code: int = 0
+    exit_requested: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        s = self.settings
+        db_path = str(s.storage_path)
+        db = store.open_database(db_path)  # fails early, with the path, if the database is unusable
+        # The latest time this station ever wrote down: no RTC may bring the clock back before it.
+        last = max(filter(None, [store.get_meta(db, "last_time"), *db.execute(
+            "SELECT MAX(started_at), MAX(last_meter_at), MAX(stopped_at) FROM transactions").fetchone()]),
+            default=None, key=parse_time)
+        boots = int(store.get_meta(db, "boot_count", "0")) + 1
+        store.set_meta(db, "boot_count", str(boots))
+        specs = keyreg.registry(s.station.connectors, s.station.fixed_cable)
+        config = effective_values(specs, s.configuration, store.load_configuration(db))
+        db.close()
+        validation.precompile()
+        vendor_registry = vendors.station_registry(s.station.firmware_version, s.station.vendor_plugins)
+        self.clock = StationClock(parse_time(last) if last else None)
+        log.info("station %s starting (boot %d), CSMS %s", s.station.id, boots, s.csms.url)
+
+        drivers = {d: registry.build(d, s.hal[d], s.hal, s.station.connectors, s.station.fixed_cable)
+                   for d in ("evse", "meter", "rfid")}
+        sch = self.scheduler
+        refs: dict[str, pykka.ActorRef] = {}
+        refs["link"] = Link.start(s.csms, s.station.id, config["MessageTimeout"], config["WebSocketPingInterval"], sch)
+        refs["status"] = StatusDebouncer.start(refs["link"], config["MinimumStatusDuration"], sch)
+        refs["txqueue"] = TransactionMessageQueue.start(db_path, config, s.queue_max_messages, sch)
+        refs["transactions"] = TransactionManager.start(db_path, s.station.connectors, s.station.fixed_cable, config,
+                                                        self.clock, sch, s.station.backup_power)
+        refs["authorization"] = Authorization.start(db_path, refs["link"], config, self.clock)
+        refs["reset"] = ResetManager.start(self.request_exit, sch)
+        refs["data_transfer"] = DataTransfer.start(vendor_registry, refs["link"], scheduler=sch)
+        refs["meter"] = MeterSampler.start(db_path, config, self.clock, sch)
+        refs["boot"] = BootNotifier.start(db_path, s.station, self.clock, refs["link"],
+                                          (refs["link"], refs["status"], refs["txqueue"], refs["authorization"]),
+                                          config["HeartbeatInterval"], sch)
+        refs["evse"] = EvseDevice.start(drivers["evse"])
+        meter = s.hal["meter"]
+        poll_s = float(meter.get("poll_interval_s", 1.0))
+        refs["meter_device"] = MeterDevice.start(drivers["meter"], s.station.connectors, config, poll_s,
+                                                 max(1, round(float(meter.get("fault_after_s", 3.0)) / poll_s)),
+                                                 scheduler=sch)
+        refs["rfid"] = RfidListener.start(drivers["rfid"])
+        view = ConfigurationView(specs, config)
+        refs["configuration"] = Configuration.start(db_path, specs, config, tuple(
+            refs[n] for n in ("link", "boot", "status", "txqueue", "transactions", "meter", "meter_device",
+                              "authorization")), view)
+        self.refs = refs
+
+        peers = Peers(FrozenDict(refs))
+        for name in ("boot", "txqueue", "transactions", "meter", "evse", "meter_device", "rfid", "reset"):
+            refs[name].tell(peers)
+        handlers = {"configuration": ("GetConfiguration", "ChangeConfiguration"),
+                    "transactions": ("RemoteStartTransaction", "RemoteStopTransaction", "UnlockConnector",
+                                     "ChangeAvailability"),
+                    "authorization": ("ClearCache",),
+                    "reset": ("Reset",),
+                    "data_transfer": ("DataTransfer",)}
+        routes = FrozenDict({action: refs[name] for name, actions in handlers.items() for action in actions})
+        refs["link"].tell(LinkWiring(routes, tuple(refs[n] for n in ("boot", "status", "txqueue", "authorization")),
+                                     FrozenDict({"GetConfiguration": view.get})))
+
+    def request_exit(self, code: int) -> None:
+        """Called by an actor (ResetManager) to end the process with `code`; thread-safe."""
+        self.exit_code = code
+        self.exit_requested.set()
+
+    def healthy(self, timeout_s: float = 5.0) -> bool:
+        """Every actor alive, and every actor on the OCPP path answering (its inbox is moving).
+
+        A device actor may legitimately be stuck in a stalled device for many seconds (its own
+        fault handling reports that): it only has to be alive."""
+        core = {n: r for n, r in self.refs.items() if n not in DEVICE_ACTORS}
+        try:
+            futures = [ref.ask(HealthCheck(), block=False) for ref in core.values()]
+            answered = all(pykka.get_all(futures, timeout=timeout_s))
+        except (pykka.ActorDeadError, pykka.Timeout):
+            return False
+        return answered and all(self.refs[n].is_alive() for n in DEVICE_ACTORS if n in self.refs)
+
+    def stop(self) -> None:
+        """Ordered shutdown: first the link (no new requests), then producers, then devices."""
+        order = ("link", "boot", "status", "configuration", "data_transfer", "reset", "transactions", "authorization", "meter",
+                 "txqueue", "rfid", "meter_device", "evse")
+        for name in order:
+            ref = self.refs.get(name)
+            if ref is not None:
+                try:
+                    ref.stop(timeout=10)
+                except (pykka.ActorDeadError, pykka.Timeout):
+                    log.warning("%s did not stop in time", name)
+        if "hal.sim" in sys.modules:
+            from hal.sim import Simulator
+
+            Simulator.close_all()
+
+
+def setup_logging(settings: Settings) -> None:
+    fmt = logging.Formatter("%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+    root = logging.getLogger()
+    root.setLevel(settings.log_level)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(fmt)
+    root.addHandler(console)
+    settings.log_file.parent.mkdir(parents=True, exist_ok=True)
+    rotating = logging.handlers.RotatingFileHandler(settings.log_file, maxBytes=settings.log_max_bytes,
+                                                    backupCount=settings.log_backups)
+    rotating.setFormatter(fmt)
+    root.addHandler(rotating)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ocpp-station", description="OCPP 1.6-J charge point firmware")
+    parser.add_argument("--config", default="station.toml", help="the station's configuration file")
+    args = parser.parse_args(argv)
+    try:
+        settings = load(args.config)
+    except SettingsError as exc:
+        print(f"ocpp-station: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(settings)
+
+    station = Station(settings)
+    stop = station.exit_requested
+    exit_code = [EXIT_OK]
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
+
+    try:
+        station.start()
+    except (store.StorageError, OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        pykka.ActorRegistry.stop_all()
+        return EXIT_CONFIG
+    sdnotify.ready()
+    watchdog_s = sdnotify.watchdog_interval_s() or 10.0
+    while not stop.wait(watchdog_s):
+        if station.healthy():
+            sdnotify.watchdog()
+        else:
+            log.error("an actor died or stopped answering: exiting so the supervisor restarts the station")
+            exit_code[0] = EXIT_ACTOR_DIED
+            break
+    if station.exit_code:
+        exit_code[0] = station.exit_code
+    sdnotify.stopping()
+    # However the graceful stop goes, the process ends: a Hard reset must complete (OCPP 1.6 §5.14).
+    deadline = threading.Timer(STOP_DEADLINE_S, lambda: os._exit(exit_code[0] or EXIT_ACTOR_DIED))
+    deadline.daemon = True
+    deadline.start()
+    station.stop()
+    log.info("stopped (exit status %d)", exit_code[0])
+    return exit_code[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""TransactionMessageQueue: delivers transaction-related messages in order, exactly once (OCPP 1.6 §3.7, §4.10).
+
+Takes: TransactionMessagesQueued (a producer committed rows), RegistrationChanged, LinkUp /
+LinkDown, CallAnswered / CallFailed for its own messages, ConfigurationChanged, Due("retry").
+Emits: SendCall (one message in flight), TransactionIdAssigned to the TransactionManager.
+
+StartTransaction, StopTransaction and transaction MeterValues wait in the `tx_queue` table,
+committed by their producer before anything depends on them. The head goes out with its
+stored message id (re-sends keep it: OCPP-J errata 2025-04 §3.1); it is deleted only when
+the CSMS answers, so after SIGKILL only the message possibly in flight is sent twice.
+transactionId is filled in at send time from StartTransaction.conf, or -1 when that
+StartTransaction was never answered (OCPP 1.6 errata 3.18).
+
+Retries (OCPP 1.6 §3.7.1): a CALLERROR, an invalid answer or no answer within MessageTimeout
+counts as an attempt; after TransactionMessageAttempts attempts the message is dropped; the
+wait before attempt n+1 is TransactionMessageRetryInterval × n. A lost connection is not an
+attempt: the message waits for the link.
+
+Bounded queue: when more than `max_messages` rows wait, every other periodic MeterValues row
+is dropped (halving the resolution while keeping the time span); StartTransaction and
+StopTransaction are never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from actors.infra.base import StationActor
+from actors.infra import store
+from actors.infra.ticker import Scheduler
+from messages.events import (IdTagInfoReceived, NotifyWhenDrained, QueueDrained, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp, Peers,
+                             RegistrationChanged, SendCall, TransactionIdAssigned, TransactionMessageDropped,
+                             TransactionMessagesQueued)
+from messages.frozen import freeze
+
+log = logging.getLogger(__name__)
+
+
+class TransactionMessageQueue(StationActor):
+    def __init__(self, db_path: str, config: Any, max_messages: int, scheduler: Scheduler | None = None):
+        super().__init__(db_path, scheduler)
+        self._attempts_max = int(config["TransactionMessageAttempts"])
+        self._retry_interval_s = int(config["TransactionMessageRetryInterval"])
+        self._max_messages = max_messages
+        self._peers: Peers | None = None
+        self._accepted = False
+        self._online = False
+        self._in_flight: int | None = None
+        self._retry_timer: int | None = None
+        self._drain_waiters: list = []  # refs waiting for QueueDrained
+
+    def receive(self, message: Any) -> Any:
+        match message:
+            case Peers():
+                self._peers = message
+            case TransactionMessagesQueued():
+                self._bound()
+                self._pump()
+            case RegistrationChanged(status):
+                self._accepted = status == "Accepted"
+                self._pump()
+            case LinkUp():
+                self._online = True
+                self._pump()
+            case LinkDown():
+                self._online = False
+            case CallAnswered(action, payload, seq):
+                self._delivered(seq, action, payload)
+            case CallFailed(action, reason, seq, _, code, description):
+                self._failed(seq, action, reason, code or description)
+            case Due("retry"):
+                self._retry_timer = None
+                self._pump()
+            case ConfigurationChanged("TransactionMessageAttempts", value):
+                self._attempts_max = int(value)
+            case ConfigurationChanged("TransactionMessageRetryInterval", value):
+                self._retry_interval_s = int(value)
+            case ConfigurationChanged():
+                pass
+            case NotifyWhenDrained(reply_to):
+                if store.queue_length(self._db) == 0:
+                    reply_to.tell(QueueDrained())
+                else:
+                    self._drain_waiters.append(reply_to)
+                    self._pump()
+            case _:
+                self.unexpected(message)
+
+    def _pump(self) -> None:
+        if self._in_flight is not None or self._retry_timer is not None or not (self._accepted and self._online):
+            return
+        row = self._db.execute("SELECT seq, unique_id, local_id, action, payload FROM tx_queue ORDER BY seq LIMIT 1"
+                               ).fetchone()
+        if row is None:
+            for ref in self._drain_waiters:
+                ref.tell(QueueDrained())
+            self._drain_waiters = []
+        if row is None or self._peers is None:
+            return
+        seq, unique_id, local_id, action, text = row
+        payload = json.loads(text)
+        if action != "StartTransaction":
+            found = self._db.execute("SELECT transaction_id FROM transaction_ids WHERE local_id=?",
+                                     (local_id,)).fetchone()
+            payload["transactionId"] = found[0] if found else -1
+        self._in_flight = seq
+        self._peers.link.tell(SendCall(action, freeze(payload), self.actor_ref, seq, unique_id))
+
+    def _delivered(self, seq: int, action: str, payload: Any) -> None:
+        if seq != self._in_flight:
+            return
+        self._in_flight = None
+        local_id = self._local_id(seq)
+        row = self._db.execute("SELECT payload FROM tx_queue WHERE seq=?", (seq,)).fetchone()
+        sent = json.loads(row[0]) if row else {}
+        with store.Transaction(self._db):
+            if action == "StartTransaction":
+                self._db.execute("INSERT OR REPLACE INTO transaction_ids(local_id, transaction_id) VALUES(?, ?)",
+                                 (local_id, payload["transactionId"]))
+            self._db.execute("DELETE FROM tx_queue WHERE seq=?", (seq,))
+        if action == "StartTransaction" and self._peers is not None:
+            self._peers.transactions.tell(TransactionIdAssigned(local_id, payload["transactionId"],
+                                                                payload["idTagInfo"]))
+        if payload.get("idTagInfo") and sent.get("idTag") and self._peers is not None:
+            self._peers.authorization.tell(IdTagInfoReceived(sent["idTag"], payload["idTagInfo"]))
+        self._pump()
+
+    def _failed(self, seq: int, action: str, reason: str, detail: str) -> None:
+        if seq != self._in_flight:
+            return
+        self._in_flight = None
+        if reason == "Disconnected":
+            return  # not an attempt: it goes again when the link is back
+        attempts = self._db.execute("SELECT attempts FROM tx_queue WHERE seq=?", (seq,)).fetchone()[0] + 1
+        if reason == "Refused":
+            attempts = self._attempts_max  # our own payload is invalid: sending it again cannot help
+        if attempts >= self._attempts_max:
+            self._drop(seq, action, f"{reason} {detail}".strip(), attempts)
+            self._pump()
+            return
+        self._db.execute("UPDATE tx_queue SET attempts=? WHERE seq=?", (attempts, seq))
+        delay = self._retry_interval_s * attempts
+        log.warning("%s not processed (%s %s): attempt %d of %d, next in %d s", action, reason, detail, attempts,
+                    self._attempts_max, delay)
+        self._retry_timer = self._ticker.after(delay, Due("retry"))
+
+    def _drop(self, seq: int, action: str, why: str, attempts: int) -> None:
+        local_id = self._local_id(seq)
+        log.error("%s for transaction %s dropped after %d attempts: %s", action, local_id, attempts, why)
+        with store.Transaction(self._db):
+            if action == "StartTransaction":  # later messages carry transactionId -1 (errata 3.18)
+                self._db.execute("INSERT OR REPLACE INTO transaction_ids(local_id, transaction_id) VALUES(?, -1)",
+                                 (local_id,))
+            self._db.execute("DELETE FROM tx_queue WHERE seq=?", (seq,))
+        if self._peers is not None:
+            self._peers.transactions.tell(TransactionMessageDropped(local_id, action))
+
+    def _local_id(self, seq: int) -> int:
+        row = self._db.execute("SELECT local_id FROM tx_queue WHERE seq=?", (seq,)).fetchone()
+        return row[0] if row else -1
+
+    def _bound(self) -> None:
+        if store.queue_length(self._db) <= self._max_messages:
+            return
+        periodic = [r[0] for r in self._db.execute(
+            "SELECT seq FROM tx_queue WHERE periodic=1 AND seq IS NOT ? ORDER BY seq", (self._in_flight,))]
+        doomed = periodic[1::2]
+        if not doomed:
+            log.error("transaction message queue over its bound with nothing left to thin")
+            return
+        with store.Transaction(self._db):
+            self._db.executemany("DELETE FROM tx_queue WHERE seq=?", [(s,) for s in doomed])
+        log.warning("transaction message queue full: dropped %d periodic MeterValues (every other one)", len(doomed))
