@@ -1,7 +1,7 @@
 """Messages between actors: frozen dataclasses only (pykka does not copy messages).
 
 Events are in the past tense (PlugConnected), commands in the imperative (SendCall),
-timer ticks end in Due (HeartbeatDue). OCPP payloads inside them are frozen with
+timer ticks end in Due (`messages.ticks`). OCPP payloads inside them are frozen with
 `messages.frozen.freeze`. Actor references (`reply_to`) are pykka ActorRefs, which are
 safe to share between threads.
 """
@@ -160,15 +160,6 @@ class CallFailed:
     description: str = ""
 
 
-@dataclass(frozen=True)
-class CallReceived:
-    """A validated CALL from the CSMS, routed to the actor that handles its action."""
-
-    unique_id: str
-    action: str
-    payload: Any
-    reply_to: Any  # the link: answer with ReplyResult or ReplyError
-
 
 @dataclass(frozen=True)
 class ReplyResult:
@@ -184,30 +175,22 @@ class ReplyError:
     description: str = ""
 
 
+
 @dataclass(frozen=True)
-class Peers:
-    """Sent once to every actor at assembly, before anything else: name -> ActorRef of the others.
+class Wired:
+    """Sent once to every actor at assembly, after all exist: message type -> the ActorRefs subscribed
+    to it (built by the station from each actor's declared `subscribes`)."""
 
-    Actors refer to each other in cycles (the transaction manager wakes the message queue, the
-    queue reports transaction ids back), so references arrive after all actors exist.
-    """
-
-    refs: Any
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.refs[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    routes: Any
 
 
 @dataclass(frozen=True)
 class LinkWiring:
-    """Sent once to the link at assembly: action -> handler ActorRef, and who hears LinkUp/LinkDown."""
+    """Sent once to the link at assembly (the socket opens then): action -> handler ActorRef, and the
+    read-only requests answered on the socket thread (action -> fn(request) -> ReplyResult/ReplyError)."""
 
     routes: Any
-    subscribers: tuple
-    readers: Any = None  # action -> fn(unique_id, payload) -> reply: thread-safe, answered on the socket thread
+    readers: Any = None
 
 
 @dataclass(frozen=True)
@@ -221,11 +204,14 @@ class LinkDown:
 
 
 @dataclass(frozen=True)
-class RegistrationChanged:
-    """BootNotification outcome: "Accepted", "Pending" or "Rejected" (OCPP 1.6 §4.2)."""
+class CsmsOnline:
+    """The CSMS is reachable and has Accepted this station's BootNotification (online=True), or no
+    longer (OCPP 1.6 §4.2). `registered` marks the first one after a BootNotification was Accepted:
+    the CSMS knows nothing of this station's state yet."""
 
-    status: str
-    interval_s: int = 0
+    online: bool
+    registered: bool = False
+
 
 
 @dataclass(frozen=True)
@@ -238,10 +224,6 @@ class SocketClosed:
     generation: int
     reason: str = ""
 
-
-@dataclass(frozen=True)
-class CallTimeoutDue:
-    unique_id: str
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -272,17 +254,11 @@ class TransactionIdAssigned:
     id_tag_info: Any
 
 
-@dataclass(frozen=True)
-class TransactionMessageDropped:
-    local_id: int
-    action: str
-
 
 @dataclass(frozen=True)
 class TransactionBegan:
     connector: int
     local_id: int
-    transaction_id: int | None
     meter_start_wh: int
 
 
@@ -304,16 +280,8 @@ class ConnectorStatusChanged:
     timestamp: datetime | None = None
 
 
-# --- timers ------------------------------------------------------------------------------------
+# --- the watchdog ------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Due:
-    """A timer tick: `name` says what is due; `generation` lets a stale tick be ignored."""
-
-    name: str
-    generation: int = 0
-    key: Any = None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Authorization: may this idTag charge? (OCPP 1.6 §3.4, §4.1, §5.4 ClearCache, errata 3.4/3.23)
 
-Takes: AuthorizeTag (from the TransactionManager), CallReceived(ClearCache), IdTagInfoReceived
-(Start/StopTransaction.conf, from the message queue), answers to its Authorize.req,
-LinkUp / LinkDown, RegistrationChanged, ConfigurationChanged.
-Emits: TagAuthorized to whoever asked; Authorize.req via the link.
+Takes: AuthorizeTag (from the TransactionManager), ClearCache, IdTagInfoReceived
+(Start/StopTransaction.conf, from the message queue), answers to its Authorize.req, CsmsOnline,
+ConfigurationChanged.
+Emits: TagAuthorized to whoever asked; SendCall(Authorize). Its SQL is in `book.py`.
 
 Online: with LocalPreAuthorize a valid cached Accepted answers at once, otherwise Authorize.req
 asks the CSMS. Offline (or no answer): LocalAuthorizeOffline lets a valid cached Accepted
@@ -19,24 +19,30 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from actors.authorization.book import AuthorizationCacheBook
 from actors.infra.base import StationActor
-from actors.infra import store
 from actors.infra.clock import StationClock, format_time, parse_time
-from messages.events import (AuthorizeTag, CallAnswered, CallFailed, CallReceived, ConfigurationChanged, IdTagInfoReceived, LinkDown, LinkUp, RegistrationChanged, ReplyResult, SendCall,
-                             TagAuthorized)
+from messages.events import (AuthorizeTag, CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, IdTagInfoReceived,
+                             SendCall, TagAuthorized)
 from messages.frozen import freeze, thaw
+from messages.requests import ClearCache
 
 log = logging.getLogger(__name__)
 
 
 class Authorization(StationActor):
-    def __init__(self, db_path: str, link: Any, config: Any, clock: StationClock):
+    handles = (ClearCache,)
+    subscribes = (AuthorizeTag, IdTagInfoReceived, CsmsOnline, ConfigurationChanged)
+    emits = (SendCall,)
+
+    def __init__(self, db_path: str, config: Any, clock: StationClock):
         super().__init__(db_path)
-        self._link = link
         self._config = dict(config)
         self._clock = clock
-        self._online = False
-        self._accepted = False
+        self._online = False  # reachable and Accepted
+
+    def opened(self) -> None:
+        self._cache = AuthorizationCacheBook(self._db)
 
     def receive(self, message: Any) -> Any:
         match message:
@@ -54,31 +60,26 @@ class Authorization(StationActor):
                 reply_to.tell(TagAuthorized(id_tag, freeze({"status": "Invalid"}), "csms-error", tag))
             case IdTagInfoReceived(id_tag, info):
                 self._remember(id_tag, info)
-            case CallReceived(uid, "ClearCache", _, reply_to):
-                with store.Transaction(self._db):
-                    self._db.execute("DELETE FROM auth_cache")
+            case ClearCache():
+                self._cache.clear()
                 log.info("authorization cache cleared")
-                reply_to.tell(ReplyResult(uid, "ClearCache", freeze({"status": "Accepted"})))
-            case LinkUp():
-                self._online = True
-            case LinkDown():
-                self._online = False
-            case RegistrationChanged(status):
-                self._accepted = status == "Accepted"
+                message.reply(status="Accepted")
+            case CsmsOnline(online):
+                self._online = online
             case ConfigurationChanged(key, value):
                 self._config[key] = value
             case _:
                 self.unexpected(message)
 
     def _authorize(self, id_tag: str, reply_to: Any, tag: Any) -> None:
-        if not (self._online and self._accepted):
+        if not self._online:
             reply_to.tell(self._offline(id_tag, tag))
             return
         cached = self._cached(id_tag)
         if self._config["LocalPreAuthorize"] and cached is not None and cached["status"] == "Accepted":
             reply_to.tell(TagAuthorized(id_tag, freeze(cached), "cache", tag))
             return
-        self._link.tell(SendCall("Authorize", freeze({"idTag": id_tag}), self.actor_ref, (id_tag, reply_to, tag)))
+        self.publish(SendCall("Authorize", freeze({"idTag": id_tag}), self.actor_ref, (id_tag, reply_to, tag)))
 
     def _offline(self, id_tag: str, tag: Any) -> TagAuthorized:
         cached = self._cached(id_tag)
@@ -95,8 +96,7 @@ class Authorization(StationActor):
         """The cached idTagInfo, with an expired Accepted turned into Expired; None if unknown."""
         if not self._config["AuthorizationCacheEnabled"]:
             return None
-        row = self._db.execute("SELECT status, expiry_date, parent_id_tag FROM auth_cache WHERE id_tag=?",
-                               (id_tag,)).fetchone()
+        row = self._cache.get(id_tag)
         if row is None:
             return None
         status, expiry, parent = row
@@ -112,14 +112,7 @@ class Authorization(StationActor):
     def _remember(self, id_tag: str, info: Any) -> None:
         if not self._config["AuthorizationCacheEnabled"] or not info:
             return
-        info = thaw(info)
-        with store.Transaction(self._db):
-            self._db.execute(
-                "INSERT INTO auth_cache(id_tag, status, expiry_date, parent_id_tag, updated_at) VALUES(?, ?, ?, ?, ?)"
-                " ON CONFLICT(id_tag) DO UPDATE SET status=excluded.status, expiry_date=excluded.expiry_date,"
-                " parent_id_tag=excluded.parent_id_tag, updated_at=excluded.updated_at",
-                (id_tag, info.get("status", "Invalid"), info.get("expiryDate"), info.get("parentIdTag"),
-                 format_time(self._clock.now())))
+        self._cache.remember(id_tag, thaw(info), format_time(self._clock.now()))
 
 
 def _expired(expiry: str, now: datetime) -> bool:

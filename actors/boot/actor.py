@@ -1,9 +1,10 @@
 """BootNotifier: registration with the CSMS and the heartbeat (OCPP 1.6 §4.2, §4.6).
 
 Takes: LinkUp / LinkDown, CallAnswered / CallFailed for BootNotification and Heartbeat,
-ConfigurationChanged(HeartbeatInterval), Due("boot") / Due("heartbeat").
-Emits: SendCall(BootNotification, before_boot) and SendCall(Heartbeat); RegistrationChanged to
-its subscribers (the link holds every other CALL until Accepted); sets the StationClock from
+ConfigurationChanged(HeartbeatInterval), BootRetryDue / HeartbeatDue.
+Emits: SendCall(BootNotification, before_boot) and SendCall(Heartbeat); CsmsOnline, the one
+event that says the CSMS is reachable and has Accepted this station (the link holds every other
+CALL until then); SetConfigurationValue(HeartbeatInterval); sets the StationClock from
 `currentTime` and persists it as the last known time.
 
 Pending or Rejected: no other CALL goes out; BootNotification is sent again after `interval`
@@ -22,9 +23,10 @@ from actors.infra import store
 from actors.infra.clock import StationClock, format_time, parse_time
 from actors.shell.settings import StationSettings
 from actors.infra.ticker import Scheduler
-from messages.events import (Peers, SetConfigurationValue, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp,
-                             RegistrationChanged, SendCall)
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, LinkDown, LinkUp, SendCall,
+                             SetConfigurationValue)
 from messages.frozen import freeze
+from messages.ticks import BootRetryDue, HeartbeatDue
 
 log = logging.getLogger(__name__)
 
@@ -32,30 +34,34 @@ RETRY_MIN_S, RETRY_MAX_S = 10, 600  # when the CSMS gives no usable interval
 
 
 class BootNotifier(StationActor):
-    def __init__(self, db_path: str, station: StationSettings, clock: StationClock, link: Any,
-                 subscribers: tuple, heartbeat_interval_s: int, scheduler: Scheduler | None = None):
+    subscribes = (LinkUp, LinkDown, ConfigurationChanged)
+    emits = (SendCall, CsmsOnline, SetConfigurationValue)
+
+    def __init__(self, db_path: str, station: StationSettings, clock: StationClock, heartbeat_interval_s: int,
+                 scheduler: Scheduler | None = None):
         super().__init__(db_path, scheduler)
         self._station = station
         self._clock = clock
-        self._link = link
-        self._subscribers = subscribers
         self._heartbeat_s = heartbeat_interval_s
         self._status = "Unknown"
         self._boot_waiting = False  # a BootNotification in flight or scheduled
         self._failures = 0
         self._heartbeat_generation = 0
-        self._peers: Peers | None = None
+        self._link_up = False
 
     def receive(self, message: Any) -> Any:
         match message:
             case LinkUp():
-                if self._status != "Accepted" and not self._boot_waiting:
+                self._link_up = True
+                if self._status == "Accepted":  # registration survives reconnects
+                    self.publish(CsmsOnline(True))
+                elif not self._boot_waiting:
                     self._send_boot()
             case LinkDown():
-                pass
-            case Peers():
-                self._peers = message
-            case Due("boot"):
+                if self._link_up and self._status == "Accepted":
+                    self.publish(CsmsOnline(False))
+                self._link_up = False
+            case BootRetryDue():
                 self._boot_waiting = False
                 self._send_boot()
             case CallAnswered("BootNotification", payload):
@@ -67,11 +73,11 @@ class BootNotifier(StationActor):
                 if reason == "Disconnected":
                     self._boot_waiting = False  # LinkUp sends it again
                 else:
-                    self._ticker.after(delay, Due("boot"))
-            case Due("heartbeat", generation) if generation == self._heartbeat_generation:
-                self._link.tell(SendCall("Heartbeat", freeze({}), self.actor_ref, "heartbeat"))
+                    self._ticker.after(delay, BootRetryDue())
+            case HeartbeatDue(generation) if generation == self._heartbeat_generation:
+                self.publish(SendCall("Heartbeat", freeze({}), self.actor_ref, "heartbeat"))
                 self._schedule_heartbeat()
-            case Due("heartbeat"):
+            case HeartbeatDue():
                 pass  # a tick from an interval since changed
             case CallAnswered("Heartbeat", payload):
                 self._set_clock(payload["currentTime"])
@@ -83,8 +89,6 @@ class BootNotifier(StationActor):
                     self._schedule_heartbeat()
             case ConfigurationChanged():
                 pass
-            case "status":
-                return self._status
             case _:
                 self.unexpected(message)
 
@@ -96,30 +100,32 @@ class BootNotifier(StationActor):
         if s.firmware_version:
             payload["firmwareVersion"] = s.firmware_version[:50]
         self._boot_waiting = True
-        self._link.tell(SendCall("BootNotification", freeze(payload), self.actor_ref, "boot", before_boot=True))
+        self.publish(SendCall("BootNotification", freeze(payload), self.actor_ref, "boot", before_boot=True))
 
     def _booted(self, payload: Any) -> None:
         self._set_clock(payload["currentTime"])
         status, interval = payload["status"], int(payload["interval"])
-        self._status = status
+        was, self._status = self._status, status
         self._failures = 0
         log.info("BootNotification %s (interval %d s)", status, interval)
-        for ref in self._subscribers:
-            ref.tell(RegistrationChanged(status, interval))
         if status == "Accepted":
             self._boot_waiting = False
             if interval > 0:
                 self._heartbeat_s = interval  # OCPP 1.6 §4.2: the CSMS's interval is the heartbeat interval
-                if self._peers is not None:  # ... and GetConfiguration(HeartbeatInterval) says so
-                    self._peers.configuration.tell(SetConfigurationValue("HeartbeatInterval", interval))
+                # ... and GetConfiguration(HeartbeatInterval) says so
+                self.publish(SetConfigurationValue("HeartbeatInterval", interval))
+            if self._link_up:
+                self.publish(CsmsOnline(True, registered=True))
             self._schedule_heartbeat()
         else:
-            self._ticker.after(interval if interval > 0 else RETRY_MIN_S, Due("boot"))
+            if was == "Accepted" and self._link_up:
+                self.publish(CsmsOnline(False))
+            self._ticker.after(interval if interval > 0 else RETRY_MIN_S, BootRetryDue())
 
     def _schedule_heartbeat(self) -> None:
         self._heartbeat_generation += 1
         if self._heartbeat_s > 0:
-            self._ticker.after(self._heartbeat_s, Due("heartbeat", self._heartbeat_generation))
+            self._ticker.after(self._heartbeat_s, HeartbeatDue(self._heartbeat_generation))
 
     def _set_clock(self, text: str) -> None:
         try:

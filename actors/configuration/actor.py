@@ -1,8 +1,9 @@
 """Configuration: owner of the OCPP configuration keys (OCPP 1.6 §5.3, §5.8, §9).
 
-Takes: CallReceived for GetConfiguration and ChangeConfiguration.
-Emits: ReplyResult / ReplyError to the link; a new ConfigurationView snapshot; ConfigurationChanged to every subscriber after
-a change is persisted. Values: registry default, overridden by station.toml, overridden by
+Takes: ChangeConfiguration (GetConfiguration is answered by the link from the ConfigurationView),
+SetConfigurationValue (the station itself sets a key).
+Emits: the answer; a new ConfigurationView snapshot; ConfigurationChanged after a change is persisted
+and answered. Values: registry default, overridden by station.toml, overridden by
 what the CSMS set (stored in the database; the operator's file is never rewritten).
 """
 
@@ -11,13 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-import pykka
-
 from actors.infra.base import StationActor
 from actors.configuration import registry as keyreg
 from actors.infra import store
-from messages.events import SetConfigurationValue, CallReceived, ConfigurationChanged, ReplyError, ReplyResult
-from messages.frozen import freeze
+from messages.events import ConfigurationChanged, ReplyError, ReplyResult, SetConfigurationValue
+from messages.requests import ChangeConfiguration, GetConfiguration
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +53,10 @@ class ConfigurationView:
     def publish(self, values: Mapping[str, Any]) -> None:
         self._values = dict(values)
 
-    def get(self, unique_id: str, payload: Mapping) -> Any:
+    def get(self, request: GetConfiguration) -> ReplyResult | ReplyError:
+        unique_id = request.unique_id
         values = self._values  # one snapshot for the whole answer
-        requested = payload.get("key") or ()
+        requested = request.keys or ()
         limit = values["GetConfigurationMaxKeys"]
         if len(requested) > limit:
             return ReplyError(unique_id, "OccurenceConstraintViolation",
@@ -75,56 +75,52 @@ class ConfigurationView:
 
 
 class Configuration(StationActor):
+    handles = (ChangeConfiguration,)  # GetConfiguration: the link answers it from the view
+    subscribes = (SetConfigurationValue,)
+    emits = (ConfigurationChanged,)
+
     def __init__(self, db_path: str, specs: Mapping[str, keyreg.KeySpec], values: Mapping[str, Any],
-                 subscribers: tuple = (), view: ConfigurationView | None = None):
+                 view: ConfigurationView | None = None):
         super().__init__(db_path)
         self._view = view or ConfigurationView(specs, values)
         self._specs = dict(specs)
         self._by_lower = {name.lower(): name for name in specs}  # keys are CiString: case-insensitive
         self._values = dict(values)
-        self._subscribers = subscribers
 
     def receive(self, message: Any) -> Any:
         match message:
-            case CallReceived(unique_id, "GetConfiguration", payload, reply_to):
-                reply_to.tell(self._view.get(unique_id, payload))
-            case CallReceived(unique_id, "ChangeConfiguration", payload, reply_to):
-                reply_to.tell(ReplyResult(unique_id, "ChangeConfiguration",
-                                          freeze({"status": self._change(payload["key"], payload["value"])})))
+            case ChangeConfiguration(key=key, value=text):
+                status, changed = self._change(key, text)
+                message.reply(status=status)  # durable already; the others hear of it after the answer
+                if changed is not None:
+                    self.publish(changed)
             case SetConfigurationValue(key, value) if key in self._specs and self._values.get(key) != value:
                 store.save_configuration(self._db, key, value)
                 self._values[key] = value
                 self._view.publish(self._values)
-                self._broadcast(key, value)
+                self.publish(ConfigurationChanged(key, value))
             case SetConfigurationValue():
                 pass
             case _:
                 self.unexpected(message)
 
-    def _change(self, key: str, text: str) -> str:
+    def _change(self, key: str, text: str) -> tuple[str, ConfigurationChanged | None]:
+        """OCPP 1.6 §5.3: the status to answer, and the change to announce (if it takes effect now)."""
         name = self._by_lower.get(key.lower())
         if name is None:
-            return "NotSupported"
+            return "NotSupported", None
         spec = self._specs[name]
         if spec.readonly:
-            return "Rejected"
+            return "Rejected", None
         try:
             value = keyreg.parse_wire(spec, text)
         except keyreg.KeyError_ as exc:
             log.info("ChangeConfiguration %s=%r rejected: %s", name, text, exc)
-            return "Rejected"
+            return "Rejected", None
         store.save_configuration(self._db, name, value)
         if spec.reboot:
-            return "RebootRequired"
+            return "RebootRequired", None
         self._values[name] = value
         self._view.publish(self._values)
         log.info("configuration %s = %r", name, value)
-        self._broadcast(name, value)
-        return "Accepted"
-
-    def _broadcast(self, name: str, value: Any) -> None:
-        for ref in self._subscribers:
-            try:
-                ref.tell(ConfigurationChanged(name, value))
-            except pykka.ActorDeadError:
-                pass
+        return "Accepted", ConfigurationChanged(name, value)

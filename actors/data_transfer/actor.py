@@ -1,9 +1,8 @@
 """DataTransfer: vendor-specific messages in both directions (OCPP 1.6 §4.3 CP→CSMS, §5.6 CSMS→CP).
 
-Takes: CallReceived("DataTransfer") from the link; SendDataTransfer from any actor (CP→CSMS);
-CallAnswered / CallFailed for those calls; Peers (for `link`, if not given at construction);
-HealthCheck; its own HandlerFinished and Due("DataTransferDeadline") messages.
-Emits: ReplyResult {"status", "data"?} to the link; SendCall("DataTransfer") to the link;
+Takes: the CSMS's DataTransfer request; SendDataTransfer from any actor (CP→CSMS);
+CallAnswered / CallFailed for those calls; its own HandlerFinished and DataTransferDeadlineDue.
+Emits: the DataTransfer answer {"status", "data"?}; SendCall("DataTransfer");
 DataTransferAnswered / DataTransferFailed to the SendDataTransfer's `reply_to`.
 
 The vendor handler (see actors.data_transfer.vendors) is third-party code: it runs on one of the actor's own
@@ -28,13 +27,13 @@ from actors.infra.base import StationActor
 
 from actors.infra.ticker import Scheduler
 from actors.data_transfer.vendors import HandlerWorkers, VendorRegistry, VendorReply, run_handler
-from messages.events import (DataTransferAnswered, DataTransferFailed, SendDataTransfer, CallAnswered, CallFailed, CallReceived, Due, Peers, ReplyError,
-                             ReplyResult, SendCall)
+from messages import requests
+from messages.events import (CallAnswered, CallFailed, DataTransferAnswered, DataTransferFailed, SendCall,
+                             SendDataTransfer)
 from messages.frozen import freeze
+from messages.ticks import DataTransferDeadlineDue
 
 log = logging.getLogger(__name__)
-
-DEADLINE = "DataTransferDeadline"
 
 
 @dataclass(frozen=True)
@@ -47,20 +46,21 @@ class HandlerFinished:
 
 @dataclass
 class _Job:
-    unique_id: str
-    reply_to: Any
+    request: requests.DataTransfer
     vendor_id: str
-    message_id: str | None
     future: Future
     timer: int | None = None
 
 
 class DataTransfer(StationActor):
-    def __init__(self, registry: VendorRegistry, link: Any = None, handler_timeout_s: float = 5.0,
+    handles = (requests.DataTransfer,)
+    subscribes = (SendDataTransfer,)
+    emits = (SendCall,)
+
+    def __init__(self, registry: VendorRegistry, handler_timeout_s: float = 5.0,
                  scheduler: Scheduler | None = None, workers: int = 2, max_outstanding: int = 8):
         super().__init__(scheduler=scheduler)
         self._registry = registry
-        self._link = link
         self._timeout_s = handler_timeout_s
         self._worker_count = workers
         self._max_outstanding = max_outstanding
@@ -74,20 +74,17 @@ class DataTransfer(StationActor):
     def closing(self) -> None:
         for job in self._jobs.values():
             job.future.cancel()
-            self._answer(job.unique_id, job.reply_to, "Rejected")  # best effort: the link may be gone
+            self._answer(job.request, "Rejected")  # best effort: the link may be gone
         self._jobs.clear()
         self._workers.shutdown()
 
     def receive(self, message: Any) -> Any:
         match message:
-            case CallReceived(unique_id, "DataTransfer", payload, reply_to):
-                self._received(unique_id, payload, reply_to)
-            case CallReceived(unique_id, action, _, reply_to):
-                log.warning("DataTransfer: CALL %s routed here by mistake", action)
-                self._tell(reply_to, ReplyError(unique_id, "NotSupported", f"{action} is not handled here"))
+            case requests.DataTransfer():
+                self._received(message)
             case HandlerFinished(job_id, reply):
                 self._finished(job_id, reply)
-            case Due(name, _, job_id) if name == DEADLINE:
+            case DataTransferDeadlineDue(job_id):
                 self._overdue(job_id)
             case SendDataTransfer():
                 self._send(message)
@@ -96,31 +93,28 @@ class DataTransfer(StationActor):
             case CallFailed("DataTransfer", reason, SendDataTransfer() as request, _, code, description):
                 detail = ": ".join(filter(None, (code, description)))
                 self._tell(request.reply_to, DataTransferFailed(request.tag, reason, detail))
-            case Peers() as peers:
-                self._link = peers.refs.get("link", self._link)
             case _:
                 self.unexpected(message)
 
     # --- CSMS → CP (§5.6) -------------------------------------------------------------------------
 
-    def _received(self, unique_id: str, payload: Any, reply_to: Any) -> None:
-        vendor_id, message_id, data = payload["vendorId"], payload.get("messageId"), payload.get("data")
-        registration = self._registry.lookup(vendor_id)
+    def _received(self, request: requests.DataTransfer) -> None:
+        registration = self._registry.lookup(request.vendor_id)
         if registration is None:
-            log.info("DataTransfer from the CSMS for unknown vendor %r", vendor_id)
-            return self._answer(unique_id, reply_to, "UnknownVendorId")
-        if not registration.accepts(message_id):
-            log.info("DataTransfer for %s: unknown messageId %r", registration.vendor_id, message_id)
-            return self._answer(unique_id, reply_to, "UnknownMessageId")
+            log.info("DataTransfer from the CSMS for unknown vendor %r", request.vendor_id)
+            return self._answer(request, "UnknownVendorId")
+        if not registration.accepts(request.message_id):
+            log.info("DataTransfer for %s: unknown messageId %r", registration.vendor_id, request.message_id)
+            return self._answer(request, "UnknownMessageId")
         if self._outstanding >= self._max_outstanding:
             log.warning("DataTransfer for %s rejected: %d vendor handlers still running",
                         registration.vendor_id, self._outstanding)
-            return self._answer(unique_id, reply_to, "Rejected")
+            return self._answer(request, "Rejected")
         job_id = next(self._ids)
-        future = self._workers.submit(run_handler, registration, message_id, data)
-        self._jobs[job_id] = job = _Job(unique_id, reply_to, registration.vendor_id, message_id, future)
+        future = self._workers.submit(run_handler, registration, request.message_id, request.data)
+        self._jobs[job_id] = job = _Job(request, registration.vendor_id, future)
         self._outstanding += 1
-        job.timer = self._ticker.after(self._timeout_s, Due(DEADLINE, key=job_id))
+        job.timer = self._ticker.after(self._timeout_s, DataTransferDeadlineDue(job_id))
         future.add_done_callback(lambda f: self._report(job_id, f))  # on the worker (or here, if done)
 
     def _report(self, job_id: int, future: Future) -> None:
@@ -141,35 +135,35 @@ class DataTransfer(StationActor):
         self._ticker.cancel(job.timer)
         if reply is None:  # cancelled: only on_stop cancels, and it answers; kept for safety
             reply = VendorReply("Rejected")
-        self._answer(job.unique_id, job.reply_to, reply.status, reply.data)
+        self._answer(job.request, reply.status, reply.data)
 
     def _overdue(self, job_id: int) -> None:
         job = self._jobs.pop(job_id, None)
         if job is None:
             return  # answered just before the tick
         log.warning("DataTransfer handler for %s (messageId %r) did not finish within %g s: answering Rejected",
-                    job.vendor_id, job.message_id, self._timeout_s)
+                    job.vendor_id, job.request.message_id, self._timeout_s)
         if job.future.cancel():  # still queued behind busy workers: it will not run
             log.info("the queued handler call is cancelled")
-        self._answer(job.unique_id, job.reply_to, "Rejected")
+        self._answer(job.request, "Rejected")
 
-    def _answer(self, unique_id: str, reply_to: Any, status: str, data: str | None = None) -> None:
-        payload = {"status": status} if data is None else {"status": status, "data": data}
-        self._tell(reply_to, ReplyResult(unique_id, "DataTransfer", freeze(payload)))
+    @staticmethod
+    def _answer(request: requests.DataTransfer, status: str, data: str | None = None) -> None:
+        if data is None:
+            request.reply(status=status)
+        else:
+            request.reply(status=status, data=data)
 
     # --- CP → CSMS (§4.3) -------------------------------------------------------------------------
 
     def _send(self, request: SendDataTransfer) -> None:
-        if self._link is None:
-            self._tell(request.reply_to, DataTransferFailed(request.tag, "Disconnected", "no link"))
-            return
         payload = {"vendorId": request.vendor_id}
         if request.message_id is not None:
             payload["messageId"] = request.message_id
         if request.data is not None:
             payload["data"] = request.data
         # The request itself is the call's tag: the answer carries everything needed to forward it.
-        self._tell(self._link, SendCall("DataTransfer", freeze(payload), reply_to=self.actor_ref, tag=request))
+        self.publish(SendCall("DataTransfer", freeze(payload), reply_to=self.actor_ref, tag=request))
 
     @staticmethod
     def _tell(ref: Any, message: Any) -> None:

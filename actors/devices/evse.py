@@ -1,6 +1,6 @@
 """EvseDevice: the one actor that touches the EVSE controller (contactor, lock, pilot, indicator).
 
-Takes: Peers (then opens the driver), SetContactor, SetConnectorLock, ShowStatus, and the
+Takes: Wired (then opens the driver), SetContactor, SetConnectorLock, ShowStatus, and the
 driver's own events (PlugConnected, PlugDisconnected, EvDrawChanged, ConnectorFaultChanged).
 Emits: the driver's events to the TransactionManager; ConnectorLockResult to whoever asked.
 
@@ -16,8 +16,9 @@ from typing import Any
 from actors.infra.base import StationActor
 
 from hal import EvseController, HalError
-from messages.events import (CableDetached, Due, MainsPowerChanged, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, Peers, PlugConnected,
-                             PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus)
+from messages.events import (CableDetached, ConnectorFaultChanged, ConnectorLockResult, EvDrawChanged, MainsPowerChanged,
+                             PlugConnected, PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus)
+from messages.ticks import DeviceOpenDue
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +26,13 @@ OPEN_RETRY_MIN_S, OPEN_RETRY_MAX_S = 1.0, 30.0
 
 
 class EvseDevice(StationActor):
+    subscribes = (SetContactor, SetConnectorLock, ShowStatus)
+    emits = (PlugConnected, PlugDisconnected, CableDetached, EvDrawChanged, ConnectorFaultChanged, MainsPowerChanged)
+    stop_rank = 2  # last: the sessions may still open contactors while they stop
+
     def __init__(self, driver: EvseController):
         super().__init__()
         self._driver = driver
-        self._peers: Peers | None = None
         self._opened = False
         self._failed: set[int] = set()  # connectors we reported Faulted because a call failed
         self._open_delay = OPEN_RETRY_MIN_S
@@ -42,14 +46,11 @@ class EvseDevice(StationActor):
 
     def receive(self, message: Any) -> Any:
         match message:
-            case Peers():
-                self._peers = message
-                self._open()
-            case Due("open"):
+            case DeviceOpenDue():
                 self._open()
             case (PlugConnected() | PlugDisconnected() | CableDetached() | EvDrawChanged() | ConnectorFaultChanged()
-                  | MainsPowerChanged()):
-                self._peers.transactions.tell(message)
+                  | MainsPowerChanged()):  # from the driver's thread
+                self.publish(message)
             case SetContactor(connector, closed):
                 self._call(connector, self._driver.set_contactor, connector, closed)
             case SetConnectorLock(connector, locked, reply_to, request_id):
@@ -60,6 +61,9 @@ class EvseDevice(StationActor):
                 self._call(connector, self._driver.show_status, connector, status, transaction_id)
             case _:
                 self.unexpected(message)
+
+    def wired(self) -> None:
+        self._open()
 
     def _open(self) -> None:
         """Open the controller; if it is not there (USB adapter missing at boot), report connector 0
@@ -72,21 +76,21 @@ class EvseDevice(StationActor):
         except HalError as exc:
             if self._open_delay == OPEN_RETRY_MIN_S:
                 log.error("EVSE controller unavailable: %s", exc)
-                self._peers.transactions.tell(ConnectorFaultChanged(0, exc.error_code, str(exc)[:50]))
-            self._ticker.after(self._open_delay, Due("open"))
+                self.publish(ConnectorFaultChanged(0, exc.error_code, str(exc)[:50]))
+            self._ticker.after(self._open_delay, DeviceOpenDue())
             self._open_delay = min(self._open_delay * 2, OPEN_RETRY_MAX_S)
             return
         if self._open_delay > OPEN_RETRY_MIN_S:
             log.info("EVSE controller available")
-            self._peers.transactions.tell(ConnectorFaultChanged(0, "NoError"))
+            self.publish(ConnectorFaultChanged(0, "NoError"))
         self._open_delay = OPEN_RETRY_MIN_S
         for s in states:
             if s.plugged:
-                self._peers.transactions.tell(PlugConnected(s.connector))
+                self.publish(PlugConnected(s.connector))
             if s.ev_drawing:
-                self._peers.transactions.tell(EvDrawChanged(s.connector, True))
+                self.publish(EvDrawChanged(s.connector, True))
             if s.error_code != "NoError":
-                self._peers.transactions.tell(ConnectorFaultChanged(s.connector, s.error_code, s.info))
+                self.publish(ConnectorFaultChanged(s.connector, s.error_code, s.info))
 
     def _call(self, connector: int, fn, *args) -> Any:
         try:
@@ -94,7 +98,7 @@ class EvseDevice(StationActor):
         except HalError as exc:
             log.error("EVSE controller: %s failed: %s", fn.__name__, exc)
             self._failed.add(connector)
-            self._peers.transactions.tell(ConnectorFaultChanged(connector, exc.error_code, str(exc)[:50]))
+            self.publish(ConnectorFaultChanged(connector, exc.error_code, str(exc)[:50]))
             return None
         if connector in self._failed:  # the controller answers again: report what it says now, which
             self._failed.discard(connector)  # may be a real fault of its own (not a blanket NoError)
@@ -104,5 +108,5 @@ class EvseDevice(StationActor):
             except HalError:
                 state = None
             if state is not None:
-                self._peers.transactions.tell(ConnectorFaultChanged(connector, state.error_code, state.info))
+                self.publish(ConnectorFaultChanged(connector, state.error_code, state.info))
         return result

@@ -1,6 +1,6 @@
 """MeterDevice: the one actor that reads the energy meter.
 
-Takes: Peers (then opens the driver and starts polling), Due("read"), ConfigurationChanged.
+Takes: Wired (then opens the driver and starts polling), MeterReadDue, ConfigurationChanged.
 Emits: MeterSampled to the TransactionManager and the MeterSampler after each reading;
 ConnectorFaultChanged(PowerMeterFailure) when reads keep failing, NoError when they recover.
 
@@ -20,12 +20,17 @@ from actors.infra.base import StationActor
 from actors.metering.meterdata import measurand_list
 from actors.infra.ticker import Scheduler
 from hal import EnergyMeter, HalError
-from messages.events import ConfigurationChanged, ConnectorFaultChanged, Due, MeterSampled, Peers
+from messages.events import ConfigurationChanged, ConnectorFaultChanged, MeterSampled
+from messages.ticks import MeterReadDue
 
 log = logging.getLogger(__name__)
 
 
 class MeterDevice(StationActor):
+    subscribes = (ConfigurationChanged,)
+    emits = (MeterSampled, ConnectorFaultChanged)
+    stop_rank = 2
+
     def __init__(self, driver: EnergyMeter, connectors: int, config: Any, poll_interval_s: float = 1.0,
                  failures_before_fault: int = 3, scheduler: Scheduler | None = None):
         super().__init__(scheduler=scheduler)
@@ -37,7 +42,6 @@ class MeterDevice(StationActor):
         self._config = dict(config)
         self._failures = {c: 0 for c in range(1, connectors + 1)}
         self._last = {c: None for c in range(1, connectors + 1)}
-        self._peers: Peers | None = None
         self._opened = False
 
     @staticmethod
@@ -52,12 +56,12 @@ class MeterDevice(StationActor):
             except Exception:
                 log.exception("closing the meter failed")
 
+    def wired(self) -> None:
+        self._read_all()
+
     def receive(self, message: Any) -> Any:
         match message:
-            case Peers():
-                self._peers = message
-                self._read_all()
-            case Due("read"):
+            case MeterReadDue():
                 self._read_all()
             case ConfigurationChanged(key, value):
                 self._config[key] = value
@@ -77,7 +81,7 @@ class MeterDevice(StationActor):
         else:
             for c in range(1, self._connectors + 1):
                 self._read(c)
-        self._ticker.after(self._poll_s, Due("read"))
+        self._ticker.after(self._poll_s, MeterReadDue())
 
     def _read(self, connector: int) -> None:
         try:
@@ -93,14 +97,13 @@ class MeterDevice(StationActor):
         self._last[connector] = reading.energy_wh
         if self._failures[connector] >= self._failures_before_fault:
             log.info("meter on connector %s recovered", connector)
-            self._peers.transactions.tell(ConnectorFaultChanged(connector, "NoError"))
+            self.publish(ConnectorFaultChanged(connector, "NoError"))
         self._failures[connector] = 0
         sampled = MeterSampled(reading)
-        self._peers.transactions.tell(sampled)
-        self._peers.meter.tell(sampled)
+        self.publish(sampled)
 
     def _failed(self, connector: int, exc: HalError) -> None:
         self._failures[connector] += 1
         if self._failures[connector] == self._failures_before_fault:
             log.error("meter on connector %s failing: %s", connector, exc)
-            self._peers.transactions.tell(ConnectorFaultChanged(connector, "PowerMeterFailure", str(exc)[:50]))
+            self.publish(ConnectorFaultChanged(connector, "PowerMeterFailure", str(exc)[:50]))

@@ -1,6 +1,6 @@
 """RfidListener: the one actor that owns the card reader.
 
-Takes: Peers (then opens the driver), CardPresented (from the driver's thread).
+Takes: Wired (then opens the driver), CardPresented (from the driver's thread).
 Emits: CardPresented to the TransactionManager. One CardPresented from the driver is one tap:
 turning "card present" into one tap (a card resting on the reader is read again and again) is
 the driver's job, because only it sees when the card leaves the field.
@@ -14,16 +14,18 @@ from typing import Any
 from actors.infra.base import StationActor
 
 from hal import CardReader, HalError
-from messages.events import CardPresented, ConnectorFaultChanged, Peers
+from messages.events import CardPresented, ConnectorFaultChanged
 
 log = logging.getLogger(__name__)
 
 
 class RfidListener(StationActor):
+    emits = (CardPresented, ConnectorFaultChanged)
+    stop_rank = 2
+
     def __init__(self, driver: CardReader):
         super().__init__()
         self._driver = driver
-        self._peers: Peers | None = None
         self._opened = False
 
     def closing(self) -> None:
@@ -33,20 +35,20 @@ class RfidListener(StationActor):
             except Exception:
                 log.exception("closing the card reader failed")
 
+    def wired(self) -> None:
+        try:
+            self._driver.open(self.actor_ref.tell)
+            self._opened = True
+        except HalError as exc:
+            log.error("card reader unavailable: %s", exc)
+            self.publish(ConnectorFaultChanged(0, exc.error_code, str(exc)[:50]))
+
     def receive(self, message: Any) -> Any:
         match message:
-            case Peers():
-                self._peers = message
-                try:
-                    self._driver.open(self.actor_ref.tell)
-                    self._opened = True
-                except HalError as exc:
-                    log.error("card reader unavailable: %s", exc)
-                    self._peers.transactions.tell(ConnectorFaultChanged(0, exc.error_code, str(exc)[:50]))
-            case CardPresented(id_tag):
+            case CardPresented(id_tag):  # from the driver's thread
                 log.info("card %s presented", id_tag)
-                self._peers.transactions.tell(message)
+                self.publish(message)
             case ConnectorFaultChanged():
-                self._peers.transactions.tell(message)
+                self.publish(message)
             case _:
                 self.unexpected(message)

@@ -2,29 +2,45 @@
 
 It gives the actor `self._ticker` (timers, all cancelled on stop) and, when built with a
 `db_path`, `self._db` (its own SQLite connection, closed on stop); it answers HealthCheck (the
-station's watchdog asks every actor) so `receive` sees only the actor's own messages. Subclasses
-implement `receive(message)` and may extend `opened()` / `closing()`.
+station's watchdog asks every actor) so `receive` sees only the actor's own messages.
+
+Wiring is declared on the class, not kept by hand in the station:
+- `handles`: the CSMS requests (classes from `messages.requests`) the link routes to this actor;
+- `subscribes`: the message types other actors publish that this actor takes;
+- `emits`: the message types this actor publishes (the station checks each has a subscriber);
+- `stop_rank`: 0 stops first (the link: no new requests), devices last.
+The station sends `Wired(routes)` once every actor runs; `publish(message)` then tells every actor
+subscribed to the message's type. Subclasses implement `receive(message)` and may extend
+`opened()`, `wired()` and `closing()`.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
-from typing import Any
+from typing import Any, ClassVar
 
 import pykka
 
 from actors.infra import store
 from actors.infra.ticker import Scheduler, Ticker
-from messages.events import HealthCheck
+from messages.events import HealthCheck, Wired
+
+log = logging.getLogger(__name__)
 
 
 class StationActor(pykka.ThreadingActor):
+    handles: ClassVar[tuple[type, ...]] = ()
+    subscribes: ClassVar[tuple[type, ...]] = ()
+    emits: ClassVar[tuple[type, ...]] = ()
+    stop_rank: ClassVar[int] = 1
+
     def __init__(self, db_path: str | None = None, scheduler: Scheduler | None = None):
         super().__init__()
         self._db_path = db_path
         self._scheduler = scheduler
         self._db: sqlite3.Connection | None = None
+        self._routes: Any = {}
 
     def on_start(self) -> None:
         self._ticker = Ticker(self.actor_ref, self._scheduler)
@@ -43,10 +59,25 @@ class StationActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, HealthCheck):
             return True
+        if isinstance(message, Wired):
+            self._routes = message.routes
+            self.wired()
+            return None
         return self.receive(message)
+
+    def publish(self, message: Any) -> None:
+        """Tell `message` to every actor subscribed to its type (none before Wired)."""
+        for ref in self._routes.get(type(message), ()):
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                log.warning("%s: %s is not running; %r not delivered", type(self).__name__, ref, message)
 
     def opened(self) -> None:
         """Called on the actor's thread once the ticker and database are ready."""
+
+    def wired(self) -> None:
+        """Called on the actor's thread once `publish` reaches the other actors."""
 
     def closing(self) -> None:
         """Called on the actor's thread before the database closes."""

@@ -1,13 +1,14 @@
 """Link: the station's one OCPP-J connection to the CSMS (OCPP-J 1.6 §4).
 
-Takes: LinkWiring (once, at assembly: routes and subscribers; the socket opens then), SendCall, ReplyResult / ReplyError (answers to CSMS CALLs),
-RegistrationChanged (from BootNotifier), ConfigurationChanged, and its own socket events.
-Emits: CallAnswered / CallFailed to each caller; CallReceived to the actor routed for the
-action; LinkUp / LinkDown to subscribers.
+Takes: LinkWiring (once, at assembly: routes and readers; the socket opens then), SendCall,
+CsmsOnline (from BootNotifier), ConfigurationChanged, and its own socket events.
+Emits: CallAnswered / CallFailed to each caller; the typed request (`messages.requests`) to the
+actor that handles its action; LinkUp / LinkDown.
 
-Inbound CALLs are parsed and schema-checked on the connection's reader thread and handed
-straight to their handler, so a request never queues behind outbound traffic; malformed
-ones are answered there with the OCPP-J CALLERROR for the fault. Outbound, one CALL is in
+Inbound CALLs are parsed and schema-checked on the connection's reader thread, made into their
+typed request once, and handed straight to their handler, so a request never queues behind
+outbound traffic; malformed ones are answered there with the OCPP-J CALLERROR for the fault.
+Handlers answer through the Replier, on their own thread. Outbound, one CALL is in
 flight at a time (OCPP-J §4.1.1), with a response timeout (MessageTimeout); until the
 BootNotification is Accepted only calls marked `before_boot` go out (OCPP 1.6 §4.2).
 """
@@ -27,9 +28,10 @@ from actors.link.connection import Connection, NotConnected
 from actors.shell.settings import CsmsSettings
 from actors.infra.ticker import Scheduler
 from messages import ocppj, validation
-from messages.events import (CallAnswered, CallFailed, CallReceived, CallTimeoutDue, ConfigurationChanged, LinkDown,
-                             LinkUp, LinkWiring, RegistrationChanged, ReplyError, ReplyResult, SendCall, SocketClosed,
-                             SocketOpened)
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, LinkDown, LinkUp, LinkWiring,
+                             ReplyError, ReplyResult, SendCall, SocketClosed, SocketOpened)
+from messages.requests import REQUESTS
+from messages.ticks import CallTimeoutDue
 from messages.frozen import freeze, thaw as _thawed
 
 log = logging.getLogger(__name__)
@@ -37,13 +39,15 @@ frames = logging.getLogger("ocpp.frames")
 
 
 class Link(StationActor):
+    subscribes = (SendCall, CsmsOnline, ConfigurationChanged)
+    emits = (LinkUp, LinkDown)
+    stop_rank = 0  # first: no new requests while the others stop
     def __init__(self, csms: CsmsSettings, cp_id: str, message_timeout_s: float = 30.0, ping_interval_s: float = 60.0,
                  scheduler: Scheduler | None = None, connection_factory=Connection):
         super().__init__(scheduler=scheduler)
         self._csms = csms
         self._cp_id = cp_id
-        self._routes: Mapping[str, Any] = {}  # action -> ActorRef; set once by LinkWiring, then read-only
-        self._subscribers: tuple = ()
+        self._handlers: Mapping[str, Any] = {}  # action -> ActorRef; set once by LinkWiring, then read-only
         self._readers: Mapping[str, Any] = {}
         self._timeout_s = message_timeout_s
         self._ping_interval_s = ping_interval_s
@@ -64,9 +68,9 @@ class Link(StationActor):
 
     def receive(self, message: Any) -> Any:
         match message:
-            case LinkWiring(routes, subscribers, readers):
+            case LinkWiring(handlers, readers):
                 # The reader thread starts only now, so it sees the routes (thread start orders memory).
-                self._routes, self._subscribers, self._readers = routes, subscribers, readers or {}
+                self._handlers, self._readers = handlers, readers or {}
                 self._conn.start()
             case SendCall():
                 if self._generation <= 0:  # offline: the caller decides (queue, retry, or go offline-mode)
@@ -75,8 +79,6 @@ class Link(StationActor):
                     return None
                 self._queue.append(message)
                 self._pump()
-            case ReplyResult() | ReplyError():  # a handler that answers through the actor
-                self._replier.tell(message)
             case ocppj.CallResult() | ocppj.CallError():
                 self._response(message)
             case CallTimeoutDue(unique_id):
@@ -88,15 +90,15 @@ class Link(StationActor):
                     self._pump()
             case SocketOpened(generation):
                 self._generation = generation
-                self._broadcast(LinkUp())
+                self.publish(LinkUp())
                 self._pump()
             case SocketClosed(generation, reason):
                 if generation == self._generation:
                     self._generation = -generation
                     self._fail_all(reason)
-                    self._broadcast(LinkDown(reason))
-            case RegistrationChanged(status):
-                self._accepted = status == "Accepted"
+                    self.publish(LinkDown(reason))
+            case CsmsOnline(online):
+                self._accepted = online
                 self._pump()
             case ConfigurationChanged("MessageTimeout", value):
                 self._timeout_s = float(value)
@@ -122,7 +124,7 @@ class Link(StationActor):
             self.actor_ref.tell(frame)  # responses are matched by the actor
             return
         reader = self._readers.get(frame.action)
-        route = self._routes.get(frame.action)
+        route = self._handlers.get(frame.action)
         if route is None and reader is None:
             code = (ocppj.ErrorCode.NOT_SUPPORTED if frame.action in self._implemented
                     else ocppj.ErrorCode.NOT_IMPLEMENTED)
@@ -134,11 +136,12 @@ class Link(StationActor):
         except validation.SchemaViolation as exc:
             self._send(ocppj.encode(ocppj.CallError(frame.unique_id, exc.code.value, exc.description, {})))
             return
+        request = REQUESTS[frame.action].from_payload(frame.unique_id, self._replier, frame.payload)
         if reader is not None:  # a read-only request: answered here, from an immutable snapshot
-            self._replier.tell(reader(frame.unique_id, frame.payload))
+            self._replier.tell(reader(request))
             return
         try:
-            route.tell(CallReceived(frame.unique_id, frame.action, freeze(frame.payload), self._replier))
+            route.tell(request)
         except pykka.ActorDeadError:
             self._send(ocppj.encode(ocppj.CallError(frame.unique_id, "InternalError", "handler not running", {})))
 
@@ -216,16 +219,9 @@ class Link(StationActor):
             except pykka.ActorDeadError:
                 pass
 
-    def _broadcast(self, event: Any) -> None:
-        for ref in self._subscribers:
-            try:
-                ref.tell(event)
-            except pykka.ActorDeadError:
-                pass
-
 
 class Replier:
-    """The `reply_to` of a CallReceived: answers the CSMS from the handler's own thread.
+    """The `reply_to` of a CSMS request: answers the CSMS from the handler's own thread.
 
     Looks like an ActorRef (`tell`), but validates, encodes and sends at once through the
     connection (whose send is thread-safe) instead of queueing behind the Link actor: one thread

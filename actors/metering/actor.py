@@ -1,7 +1,7 @@
 """MeterSampler: periodic and clock-aligned MeterValues (OCPP 1.6 §3.16, §4.7, errata 3.13-3.16).
 
 Takes: MeterSampled (latest reading per connector, from the MeterDevice), TransactionBegan /
-TransactionEnded, ConfigurationChanged, Due("sample") / Due("aligned").
+TransactionEnded, ConfigurationChanged, SampleDue / ClockAlignedDue.
 Emits: MeterValues of a transaction into the durable queue (then TransactionMessagesQueued);
 clock-aligned values of an idle connector straight to the link (they are not transaction data).
 
@@ -23,14 +23,18 @@ from actors.infra import store
 from actors.infra.clock import StationClock
 from actors.metering.meterdata import ENERGY, measurand_list, meter_value
 from actors.infra.ticker import Scheduler
-from messages.events import (TransactionDataSampled, ConfigurationChanged, Due, MeterReading, MeterSampled, Peers, SendCall,
-                             TransactionBegan, TransactionEnded, TransactionMessagesQueued)
+from messages.events import (ConfigurationChanged, MeterReading, MeterSampled, SendCall, TransactionBegan,
+                             TransactionDataSampled, TransactionEnded, TransactionMessagesQueued)
 from messages.frozen import freeze
+from messages.ticks import ClockAlignedDue, SampleDue
 
 log = logging.getLogger(__name__)
 
 
 class MeterSampler(StationActor):
+    subscribes = (MeterSampled, TransactionBegan, TransactionEnded, ConfigurationChanged)
+    emits = (TransactionDataSampled, SendCall, TransactionMessagesQueued)
+
     def __init__(self, db_path: str, config: Any, clock: StationClock, scheduler: Scheduler | None = None):
         super().__init__(db_path, scheduler)
         self._config = dict(config)
@@ -40,13 +44,9 @@ class MeterSampler(StationActor):
         self._start_mono: dict[int, float] = {}  # connector -> scheduler time of the start
         self._generation = 0
         self._aligned_generation = 0
-        self._peers: Peers | None = None
 
     def receive(self, message: Any) -> Any:
         match message:
-            case Peers():
-                self._peers = message
-                self._schedule_aligned()
             case MeterSampled(reading):
                 self._readings[reading.connector] = reading
             case TransactionBegan(connector, local_id):
@@ -54,11 +54,11 @@ class MeterSampler(StationActor):
             case TransactionEnded(connector, local_id):
                 if self._sessions.get(connector, (None,))[0] == local_id:
                     del self._sessions[connector]
-            case Due("sample", generation, (connector, n)):
+            case SampleDue(connector, n, generation):
                 self._sample(connector, generation, n)
-            case Due("aligned", generation, boundary) if generation == self._aligned_generation:
+            case ClockAlignedDue(boundary, generation) if generation == self._aligned_generation:
                 self._aligned(boundary)
-            case Due():
+            case ClockAlignedDue():
                 pass  # a tick from a transaction or interval that has since changed
             case ConfigurationChanged(key, value):
                 self._config[key] = value
@@ -69,6 +69,9 @@ class MeterSampler(StationActor):
                         self._begin(connector, local_id)
             case _:
                 self.unexpected(message)
+
+    def wired(self) -> None:
+        self._schedule_aligned()
 
     def _begin(self, connector: int, local_id: int) -> None:
         self._generation += 1
@@ -85,7 +88,7 @@ class MeterSampler(StationActor):
         _, _, generation = self._sessions[connector]
         start_mono = self._start_mono[connector]
         delay = start_mono + interval * n - self._ticker.scheduler.now()
-        self._ticker.after(delay, Due("sample", generation, (connector, n)))
+        self._ticker.after(delay, SampleDue(connector, n, generation))
 
     def _sample(self, connector: int, generation: int, n: int) -> None:
         session = self._sessions.get(connector)
@@ -109,8 +112,8 @@ class MeterSampler(StationActor):
         reading = self._readings.get(connector)
         measurands = measurand_list(self._config[key])
         mv = meter_value(reading, measurands, context, at) if reading and measurands else None
-        if mv is not None and self._peers is not None:
-            self._peers.transactions.tell(TransactionDataSampled(connector, local_id, freeze(mv)))
+        if mv is not None:
+            self.publish(TransactionDataSampled(connector, local_id, freeze(mv)))
 
     def _schedule_aligned(self, served: datetime | None = None) -> None:
         """Aim at the next boundary after now, and always after the one just served: a clock set
@@ -125,7 +128,7 @@ class MeterSampler(StationActor):
         boundary = midnight + timedelta(seconds=(int(elapsed // interval) + 1) * interval)
         if served is not None and boundary <= served:
             boundary = served + timedelta(seconds=interval)
-        self._ticker.after((boundary - now).total_seconds(), Due("aligned", self._aligned_generation, boundary))
+        self._ticker.after((boundary - now).total_seconds(), ClockAlignedDue(boundary, self._aligned_generation))
 
     def _aligned(self, boundary: datetime) -> None:
         if abs((self._clock.now() - boundary).total_seconds()) > 2:  # the clock was set since: re-aim
@@ -137,11 +140,10 @@ class MeterSampler(StationActor):
             if session is not None:
                 self._queue(connector, session[0], "Sample.Clock", measurands, boundary)
                 self._for_stop(connector, session[0], "StopTxnAlignedData", "Sample.Clock", boundary)
-            elif self._peers is not None:
+            else:
                 mv = meter_value(reading, measurands, "Sample.Clock", boundary)
                 if mv:
-                    self._peers.link.tell(SendCall("MeterValues", freeze({"connectorId": connector,
-                                                                          "meterValue": [mv]})))
+                    self.publish(SendCall("MeterValues", freeze({"connectorId": connector, "meterValue": [mv]})))
         self._schedule_aligned(boundary)
 
     def _queue(self, connector: int, local_id: int, context: str, measurands: tuple, at: datetime) -> None:
@@ -154,5 +156,4 @@ class MeterSampler(StationActor):
         with store.Transaction(self._db):
             store.enqueue(self._db, str(uuid.uuid4()), local_id, "MeterValues",
                           {"connectorId": connector, "meterValue": [mv]}, periodic=True)
-        if self._peers is not None:
-            self._peers.txqueue.tell(TransactionMessagesQueued())
+        self.publish(TransactionMessagesQueued())

@@ -1,8 +1,8 @@
 """ResetManager: Reset (OCPP 1.6 §5.14, errata 3.36/3.82) and every other orderly way down.
 
-Takes: CallReceived(Reset), ShutDown (e.g. mains power lost on back-up power), AllTransactionsStopped,
-QueueDrained, Due("grace").
-Emits: ReplyResult(Reset Accepted); StopAllTransactions to the TransactionManager; NotifyWhenDrained
+Takes: Reset, ShutDown (e.g. mains power lost on back-up power), AllTransactionsStopped,
+QueueDrained, ResetGraceDue.
+Emits: the Reset answer (Accepted); StopAllTransactions to the TransactionManager; NotifyWhenDrained
 to the message queue; finally `request_exit(code)`, which ends the process.
 
 Soft: transactions stop with reason SoftReset, the StopTransactions get up to 10 s to reach the
@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 from actors.infra.base import StationActor
 from actors.infra.ticker import Scheduler
-from messages.events import (AllTransactionsStopped, CallReceived, Due, NotifyWhenDrained, Peers,
-                             QueueDrained, ReplyResult, ShutDown, StopAllTransactions)
-from messages.frozen import freeze
+from messages.events import AllTransactionsStopped, NotifyWhenDrained, QueueDrained, ShutDown, StopAllTransactions
+from messages.requests import Reset
+from messages.ticks import ResetGraceDue
 
 log = logging.getLogger(__name__)
 
@@ -30,31 +30,32 @@ GRACE_S = {"Soft": 10.0, "Hard": 2.0}
 
 
 class ResetManager(StationActor):
+    handles = (Reset,)
+    subscribes = (ShutDown,)
+    emits = (StopAllTransactions, NotifyWhenDrained)
+
     def __init__(self, request_exit: Callable[[int], None], scheduler: Scheduler | None = None):
         super().__init__(scheduler=scheduler)
         self._request_exit = request_exit
-        self._peers: Peers | None = None
         self._going: ShutDown | None = None
         self._grace: int | None = None
         self._exited = False
 
     def receive(self, message: Any) -> Any:
         match message:
-            case Peers():
-                self._peers = message
-            case CallReceived(uid, "Reset", payload, reply_to):
-                kind = payload["type"]
-                reply_to.tell(ReplyResult(uid, "Reset", freeze({"status": "Accepted"})))
+            case Reset(hard=hard):
+                kind = "Hard" if hard else "Soft"
+                message.reply(status="Accepted")
                 log.warning("%s reset requested by the CSMS", kind)
                 self._shut_down(ShutDown(f"{kind}Reset", EXIT_RESET, GRACE_S[kind]))
             case ShutDown():
                 self._shut_down(message)
             case AllTransactionsStopped(count):
                 log.info("%d transaction(s) stopped; waiting for the queue to drain", count)
-                self._peers.txqueue.tell(NotifyWhenDrained(self.actor_ref))
+                self.publish(NotifyWhenDrained(self.actor_ref))
             case QueueDrained():
                 self._exit("transaction messages delivered")
-            case Due("grace"):
+            case ResetGraceDue():
                 self._exit("grace period over; undelivered messages stay queued")
             case _:
                 self.unexpected(message)
@@ -63,8 +64,8 @@ class ResetManager(StationActor):
         if self._going is not None or self._exited:
             return  # already on the way down: the first request decides the exit status
         self._going = request
-        self._grace = self._ticker.after(request.grace_s, Due("grace"))
-        self._peers.transactions.tell(StopAllTransactions(request.reason, self.actor_ref))
+        self._grace = self._ticker.after(request.grace_s, ResetGraceDue())
+        self.publish(StopAllTransactions(request.reason, self.actor_ref))
 
     def _exit(self, why: str) -> None:
         if self._going is None:

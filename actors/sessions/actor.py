@@ -1,8 +1,10 @@
 """TransactionManager: the connectors' sessions, from plug or card to StopTransaction (OCPP 1.6 §3.6, §4.8, §4.10).
 
-Takes: hardware events (PlugConnected, PlugDisconnected, EvDrawChanged, ConnectorFaultChanged,
-CardPresented, MeterSampled), CSMS requests (RemoteStartTransaction, RemoteStopTransaction),
-TagAuthorized, ConnectorLockResult, TransactionIdAssigned, ConfigurationChanged.
+Takes: hardware events (PlugConnected, PlugDisconnected, CableDetached, EvDrawChanged,
+ConnectorFaultChanged, CardPresented, MeterSampled, MainsPowerChanged), CSMS requests
+(RemoteStartTransaction, RemoteStopTransaction, UnlockConnector, ChangeAvailability),
+TagAuthorized, ConnectorLockResult, TransactionIdAssigned, TransactionDataSampled,
+StopAllTransactions, ConfigurationChanged, and its own ticks.
 Emits: SetContactor / SetConnectorLock / ShowStatus to the EVSE actor, ConnectorStatusChanged to
 the StatusDebouncer, TransactionBegan/Ended to the MeterSampler, Authorize via the link, and
 Start/StopTransaction into the durable queue. StartTransaction is committed before the contactor
@@ -16,8 +18,6 @@ import logging
 import uuid
 from typing import Any
 
-import pykka
-
 from actors.infra.base import StationActor
 
 from actors.infra.clock import StationClock
@@ -27,14 +27,15 @@ from actors.sessions.identification import Identification
 from actors.sessions.book import TransactionBook
 from actors.metering.meterdata import transaction_data
 from actors.infra.ticker import Scheduler
-from messages.events import (CableDetached, TransactionDataSampled, MainsPowerChanged,
-                             StopAllTransactions, TagAuthorized, CallReceived, CardPresented, ConfigurationChanged,
-                             ConnectorFaultChanged, ConnectorLockResult, ConnectorStatusChanged, Due, EvDrawChanged,
-                             MeterReading, MeterSampled, Peers, PlugConnected, PlugDisconnected,
-                             ReplyResult, SetConnectorLock, SetContactor, ShowStatus, TransactionBegan,
-                             TransactionEnded, TransactionIdAssigned, TransactionMessageDropped,
+from messages.events import (AuthorizeTag, CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
+                             ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged,
+                             MeterReading, MeterSampled, PlugConnected, PlugDisconnected, SetConnectorLock,
+                             SetContactor, ShowStatus, ShutDown, StopAllTransactions, TagAuthorized, TransactionBegan,
+                             TransactionDataSampled, TransactionEnded, TransactionIdAssigned,
                              TransactionMessagesQueued)
-from messages.frozen import freeze, thaw
+from messages.frozen import thaw
+from messages.requests import ChangeAvailability, RemoteStartTransaction, RemoteStopTransaction, UnlockConnector
+from messages.ticks import ConnectionTimeoutDue, RemoteStopDeadlineDue, UnlockDeadlineDue
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,13 @@ MAX_TRANSACTION_DATA = 100  # MeterValues kept for one StopTransaction
 
 
 class TransactionManager(Identification, ConnectorRequests, StationActor):
+    handles = (RemoteStartTransaction, RemoteStopTransaction, UnlockConnector, ChangeAvailability)
+    subscribes = (PlugConnected, PlugDisconnected, CableDetached, EvDrawChanged, ConnectorFaultChanged, CardPresented,
+                  MeterSampled, MainsPowerChanged, TransactionIdAssigned, TransactionDataSampled, StopAllTransactions,
+                  ConfigurationChanged)
+    emits = (SetContactor, SetConnectorLock, ShowStatus, ConnectorStatusChanged, TransactionBegan, TransactionEnded,
+             TransactionMessagesQueued, AuthorizeTag, ShutDown)
+
     def __init__(self, db_path: str, connectors: int, fixed_cable: bool, config: Any, clock: StationClock,
                  scheduler: Scheduler | None = None, backup_power: bool = False):
         super().__init__(db_path, scheduler)
@@ -52,12 +60,11 @@ class TransactionManager(Identification, ConnectorRequests, StationActor):
         self._connectors = {c: Connector(c) for c in range(1, connectors + 1)}
         self._station_error = "NoError"
         self._readings: dict[int, MeterReading] = {}
-        self._peers: Peers | None = None
         self._station_operative = True
         self._pending_start: dict[str, tuple[str, str | None]] = {}  # lock request -> (idTag, parent)
         self._connection_timers: dict[int, int] = {}  # connector -> ConnectionTimeOut timer
-        self._unlocks: dict[str, tuple] = {}  # UnlockConnector unique id -> (reply_to, deadline timer)
-        self._deferred_stops: dict[str, tuple] = {}  # RemoteStop unique id -> (payload, reply_to, timer)
+        self._unlocks: dict[str, tuple] = {}  # UnlockConnector unique id -> (request, deadline timer)
+        self._deferred_stops: dict[str, tuple] = {}  # RemoteStop unique id -> (request, timer)
 
     # --- life cycle --------------------------------------------------------------------------
 
@@ -90,12 +97,6 @@ class TransactionManager(Identification, ConnectorRequests, StationActor):
 
     def receive(self, message: Any) -> Any:
         match message:
-            case Peers():
-                self._peers = message
-                self._recover()
-                for c in self._connectors:
-                    self._publish(c)
-                self._publish(0)
             case PlugConnected(c) if c in self._connectors:
                 self._plug(self._connectors[c], True)
             case PlugDisconnected(c) if c in self._connectors:
@@ -116,11 +117,11 @@ class TransactionManager(Identification, ConnectorRequests, StationActor):
                 self._card(id_tag)
             case MeterSampled(reading):
                 self._meter(reading)
-            case CallReceived(uid, "RemoteStartTransaction", payload, reply_to):
-                reply_to.tell(ReplyResult(uid, "RemoteStartTransaction", freeze({"status": self._remote_start(payload)})))
-            case CallReceived(uid, "RemoteStopTransaction", payload, reply_to):
-                self._remote_stop_request(uid, payload, reply_to)
-            case Due("remote_stop_deadline", _, uid):
+            case RemoteStartTransaction():
+                message.reply(status=self._remote_start(message))
+            case RemoteStopTransaction():
+                self._remote_stop_request(message)
+            case RemoteStopDeadlineDue(uid):
                 self._answer_deferred_stop(uid, "Rejected")
             case TagAuthorized(_, info, _, tag):
                 self._authorized(tag, info)
@@ -128,30 +129,33 @@ class TransactionManager(Identification, ConnectorRequests, StationActor):
                 self._locked(self._connectors[c], ok, request_id)
             case ConnectorLockResult(c, False, ok, request_id):
                 self._unlocked(request_id, ok)
-            case CallReceived(uid, "UnlockConnector", payload, reply_to):
-                self._unlock_request(uid, payload["connectorId"], reply_to)
-            case Due("unlock_deadline", _, uid):
+            case UnlockConnector():
+                self._unlock_request(message)
+            case UnlockDeadlineDue(uid):
                 self._unlocked(uid, False)
-            case CallReceived(uid, "ChangeAvailability", payload, reply_to):
-                status = self._change_availability(payload["connectorId"], payload["type"] == "Operative")
-                reply_to.tell(ReplyResult(uid, "ChangeAvailability", freeze({"status": status})))
+            case ChangeAvailability(connector_id=connector_id, operative=operative):
+                message.reply(status=self._change_availability(connector_id, operative))
             case StopAllTransactions(reason, reply_to):
                 self._stop_all(reason, reply_to)
             case MainsPowerChanged(on):
                 self._mains(on)
             case TransactionDataSampled(c, local_id, mv) if c in self._connectors:
                 self._keep_transaction_data(self._connectors[c], local_id, mv)
-            case TransactionMessageDropped():
-                pass  # logged by the queue; the session goes on
             case TransactionIdAssigned(local_id, transaction_id, id_tag_info):
                 self._id_assigned(local_id, transaction_id, id_tag_info)
                 self._retry_deferred_stops()
-            case Due("connection_timeout", _, c) if c in self._connectors:
+            case ConnectionTimeoutDue(c) if c in self._connectors:
                 self._connection_timeout(self._connectors[c])
             case ConfigurationChanged(key, value):
                 self._config[key] = value
             case _:
                 self.unexpected(message)
+
+    def wired(self) -> None:
+        self._recover()
+        for c in self._connectors:
+            self._publish(c)
+        self._publish(0)
 
     # --- hardware --------------------------------------------------------------------------------
 
@@ -221,7 +225,7 @@ class TransactionManager(Identification, ConnectorRequests, StationActor):
         c.session = Session(local_id, id_tag, parent, meter_start, now)
         self._wake_queue()
         self._evse(SetContactor(c.id, not c.faulted))
-        self._tell("meter", TransactionBegan(c.id, local_id, None, meter_start))
+        self.publish(TransactionBegan(c.id, local_id, meter_start))
         log.info("transaction %s started on connector %s for %s at %s Wh", local_id, c.id, id_tag, meter_start)
         self._publish(c.id)
 
@@ -244,7 +248,7 @@ class TransactionManager(Identification, ConnectorRequests, StationActor):
         # UnlockConnectorOnEVSideDisconnect; any other stop releases the cable.
         if not self._fixed_cable and (reason != "EVDisconnected" or self._config["UnlockConnectorOnEVSideDisconnect"]):
             self._evse(SetConnectorLock(c.id, False))
-        self._tell("meter", TransactionEnded(c.id, session.local_id))
+        self.publish(TransactionEnded(c.id, session.local_id))
         log.info("transaction %s stopped on connector %s (%s) at %s Wh", session.local_id, c.id, reason, meter_stop)
 
     def _keep_transaction_data(self, c: Connector, local_id: int, mv: Any) -> None:
@@ -297,19 +301,11 @@ class TransactionManager(Identification, ConnectorRequests, StationActor):
             c = self._connectors[connector_id]
             status, code, info = c.status(), c.error_code, c.info()
             tx = c.session.transaction_id if c.session else None
-        self._tell("status", ConnectorStatusChanged(connector_id, status, code, info, "", self._clock.now()))
+        self.publish(ConnectorStatusChanged(connector_id, status, code, info, "", self._clock.now()))
         self._evse(ShowStatus(connector_id, status, tx))
 
     def _wake_queue(self) -> None:
-        self._tell("txqueue", TransactionMessagesQueued())
+        self.publish(TransactionMessagesQueued())
 
     def _evse(self, message: Any) -> None:
-        self._tell("evse", message)
-
-    def _tell(self, peer: str, message: Any) -> None:
-        if self._peers is None:
-            return
-        try:
-            getattr(self._peers, peer).tell(message)
-        except (pykka.ActorDeadError, AttributeError):
-            log.warning("cannot tell %s: %r", peer, message)
+        self.publish(message)

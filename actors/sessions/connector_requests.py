@@ -12,8 +12,9 @@ import logging
 from typing import Any
 
 from actors.sessions.connector import Connector
-from messages.events import AllTransactionsStopped, Due, ReplyResult, SetConnectorLock, ShutDown
-from messages.frozen import freeze
+from messages.events import AllTransactionsStopped, SetConnectorLock, ShutDown
+from messages.requests import RemoteStartTransaction, RemoteStopTransaction, UnlockConnector
+from messages.ticks import RemoteStopDeadlineDue, UnlockDeadlineDue
 
 log = logging.getLogger("actors.sessions.actor")
 
@@ -22,9 +23,9 @@ UNLOCK_TIMEOUT_S = 5.0  # longest wait for the lock motor before answering Unloc
 
 
 class ConnectorRequests:
-    def _remote_start(self, payload: Any) -> str:
+    def _remote_start(self, request: RemoteStartTransaction) -> str:
         """OCPP 1.6 §5.11: Accepted means "will try"; connectorId 0 is not a connector."""
-        connector_id = payload.get("connectorId")
+        connector_id = request.connector_id
         if connector_id is not None:
             c = self._connectors.get(connector_id)
             if c is None or c.busy or c.authorizing_tag is not None:
@@ -33,7 +34,7 @@ class ConnectorRequests:
             c = self._free_connector(prefer_plugged=True)
             if c is None:
                 return "Rejected"
-        id_tag = payload["idTag"]
+        id_tag = request.id_tag
         if self._config["AuthorizeRemoteTxRequests"]:
             c.authorizing_tag = id_tag
             self._authorize(id_tag, ("remote", id_tag, c.id))
@@ -42,58 +43,58 @@ class ConnectorRequests:
             self._authorize_connector(c, id_tag, None)
         return "Accepted"
 
-    def _remote_stop_request(self, uid: str, payload: Any, reply_to: Any) -> None:
-        status = self._remote_stop(payload)
+    def _remote_stop_request(self, request: RemoteStopTransaction) -> None:
+        status = self._remote_stop(request.transaction_id)
         if status == "Rejected" and any(c.session and c.session.transaction_id is None
                                         for c in self._connectors.values()):
             # The CSMS learnt this id from a StartTransaction.conf that may still be on its way to
             # us through the message queue (CALLs reach this actor by a shorter path): wait for it.
-            timer = self._ticker.after(DEFERRED_STOP_S, Due("remote_stop_deadline", 0, uid))
-            self._deferred_stops[uid] = (payload, reply_to, timer)
+            timer = self._ticker.after(DEFERRED_STOP_S, RemoteStopDeadlineDue(request.unique_id))
+            self._deferred_stops[request.unique_id] = (request, timer)
             return
-        reply_to.tell(ReplyResult(uid, "RemoteStopTransaction", freeze({"status": status})))
+        request.reply(status=status)
 
     def _retry_deferred_stops(self) -> None:
-        for uid, (payload, reply_to, timer) in list(self._deferred_stops.items()):
-            if self._remote_stop(payload) == "Accepted":
+        for uid, (request, timer) in list(self._deferred_stops.items()):
+            if self._remote_stop(request.transaction_id) == "Accepted":
                 self._ticker.cancel(timer)
                 self._answer_deferred_stop(uid, "Accepted")
 
     def _answer_deferred_stop(self, uid: str, status: str) -> None:
         deferred = self._deferred_stops.pop(uid, None)
         if deferred is not None:
-            deferred[1].tell(ReplyResult(uid, "RemoteStopTransaction", freeze({"status": status})))
+            deferred[0].reply(status=status)
 
-    def _remote_stop(self, payload: Any) -> str:
+    def _remote_stop(self, transaction_id: int) -> str:
         for c in self._connectors.values():
-            if c.session is not None and c.session.transaction_id == payload["transactionId"]:
+            if c.session is not None and c.session.transaction_id == transaction_id:
                 self._stop_transaction(c, "Remote", None)
                 self._publish(c.id)
                 return "Accepted"
         return "Rejected"
 
-    def _unlock_request(self, uid: str, connector_id: int, reply_to: Any) -> None:
+    def _unlock_request(self, request: UnlockConnector) -> None:
         """OCPP 1.6 §5.17; errata 3.87: an unknown connector is NotSupported, and so is a fixed cable
         (nothing to unlock). A running transaction is stopped first (reason UnlockCommand). The answer
         waits for the lock motor at most UNLOCK_TIMEOUT_S, then says UnlockFailed."""
-        c = self._connectors.get(connector_id)
+        c = self._connectors.get(request.connector_id)
         if c is None or self._fixed_cable:
-            reply_to.tell(ReplyResult(uid, "UnlockConnector", freeze({"status": "NotSupported"})))
+            request.reply(status="NotSupported")
             return
         if c.session is not None:
             self._stop_transaction(c, "UnlockCommand", None)
             self._publish(c.id)
-        timer = self._ticker.after(UNLOCK_TIMEOUT_S, Due("unlock_deadline", 0, uid))
-        self._unlocks[uid] = (reply_to, timer)
-        self._evse(SetConnectorLock(c.id, False, self.actor_ref, uid))
+        timer = self._ticker.after(UNLOCK_TIMEOUT_S, UnlockDeadlineDue(request.unique_id))
+        self._unlocks[request.unique_id] = (request, timer)
+        self._evse(SetConnectorLock(c.id, False, self.actor_ref, request.unique_id))
 
     def _unlocked(self, uid: str, ok: bool) -> None:
         pending = self._unlocks.pop(uid, None)
         if pending is None:
             return  # an unlock nobody waits for (after a stop), or an answer after the deadline
-        reply_to, timer = pending
+        request, timer = pending
         self._ticker.cancel(timer)
-        reply_to.tell(ReplyResult(uid, "UnlockConnector", freeze({"status": "Unlocked" if ok else "UnlockFailed"})))
+        request.reply(status="Unlocked" if ok else "UnlockFailed")
 
     def _change_availability(self, connector_id: int, operative: bool) -> str:
         """OCPP 1.6 §5.2: Scheduled while a transaction runs (applied when it ends); persisted,
@@ -139,4 +140,4 @@ class ConnectorRequests:
         if on or not self._backup_power:
             return
         log.warning("mains power lost: stopping transactions on back-up power")
-        self._tell("reset", ShutDown("PowerLoss", 0, 10.0))
+        self.publish(ShutDown("PowerLoss", 0, 10.0))

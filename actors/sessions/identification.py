@@ -12,7 +12,8 @@ import logging
 from typing import Any
 
 from actors.sessions.connector import Connector
-from messages.events import AuthorizeTag, Due
+from messages.events import AuthorizeTag
+from messages.ticks import ConnectionTimeoutDue
 
 log = logging.getLogger("actors.sessions.actor")
 
@@ -38,7 +39,7 @@ class Identification:
         self._authorize(id_tag, ("card", id_tag, target))
 
     def _authorize(self, id_tag: str, tag: tuple) -> None:
-        self._tell("authorization", AuthorizeTag(id_tag, self.actor_ref, tag))
+        self.publish(AuthorizeTag(id_tag, self.actor_ref, tag))
 
     def _authorized(self, tag: tuple, info: Any) -> None:
         kind, id_tag, target = tag
@@ -77,7 +78,7 @@ class Identification:
             # OCPP 1.6 §9.1 ConnectionTimeOut: the cable must come within this many seconds.
             self._ticker.cancel(self._connection_timers.pop(c.id, None))
             self._connection_timers[c.id] = self._ticker.after(self._config["ConnectionTimeOut"],
-                                                               Due("connection_timeout", 0, c.id))
+                                                               ConnectionTimeoutDue(c.id))
         self._publish(c.id)
 
     def _connection_timeout(self, c: Connector) -> None:

@@ -22,7 +22,7 @@ import pykka
 import pykka.debug
 
 from actors.configuration import registry as keyreg
-from actors.shell import sdnotify
+from actors.shell import sdnotify, wiring
 from actors.infra import store
 from actors.data_transfer import vendors
 from actors.authorization.actor import Authorization
@@ -43,14 +43,14 @@ from actors.sessions.actor import TransactionManager
 from actors.txqueue.actor import TransactionMessageQueue
 from hal import registry
 from messages import validation
-from messages.events import HealthCheck, LinkWiring, Peers
+from messages.events import HealthCheck, LinkWiring, Wired
 from messages.frozen import FrozenDict
 
 log = logging.getLogger("station")
 
 EXIT_OK, EXIT_CONFIG, EXIT_ACTOR_DIED, EXIT_RESET = 0, 2, 70, 75
 STOP_DEADLINE_S = 30.0
-DEVICE_ACTORS = ("evse", "meter_device", "rfid")
+DEVICE_RANK = 2  # the stop_rank of device actors
 
 
 @dataclass
@@ -81,44 +81,35 @@ class Station:
         drivers = {d: registry.build(d, s.hal[d], s.hal, s.station.connectors, s.station.fixed_cable)
                    for d in ("evse", "meter", "rfid")}
         sch = self.scheduler
-        refs: dict[str, pykka.ActorRef] = {}
-        refs["link"] = Link.start(s.csms, s.station.id, config["MessageTimeout"], config["WebSocketPingInterval"], sch)
-        refs["status"] = StatusDebouncer.start(refs["link"], config["MinimumStatusDuration"], sch)
-        refs["txqueue"] = TransactionMessageQueue.start(db_path, config, s.queue_max_messages, sch)
-        refs["transactions"] = TransactionManager.start(db_path, s.station.connectors, s.station.fixed_cable, config,
-                                                        self.clock, sch, s.station.backup_power)
-        refs["authorization"] = Authorization.start(db_path, refs["link"], config, self.clock)
-        refs["reset"] = ResetManager.start(self.request_exit, sch)
-        refs["data_transfer"] = DataTransfer.start(vendor_registry, refs["link"], scheduler=sch)
-        refs["meter"] = MeterSampler.start(db_path, config, self.clock, sch)
-        refs["boot"] = BootNotifier.start(db_path, s.station, self.clock, refs["link"],
-                                          (refs["link"], refs["status"], refs["txqueue"], refs["authorization"]),
-                                          config["HeartbeatInterval"], sch)
-        refs["evse"] = EvseDevice.start(drivers["evse"])
         meter = s.hal["meter"]
         poll_s = float(meter.get("poll_interval_s", 1.0))
-        refs["meter_device"] = MeterDevice.start(drivers["meter"], s.station.connectors, config, poll_s,
-                                                 max(1, round(float(meter.get("fault_after_s", 3.0)) / poll_s)),
-                                                 scheduler=sch)
-        refs["rfid"] = RfidListener.start(drivers["rfid"])
         view = ConfigurationView(specs, config)
-        refs["configuration"] = Configuration.start(db_path, specs, config, tuple(
-            refs[n] for n in ("link", "boot", "status", "txqueue", "transactions", "meter", "meter_device",
-                              "authorization")), view)
-        self.refs = refs
-
-        peers = Peers(FrozenDict(refs))
-        for name in ("boot", "txqueue", "transactions", "meter", "evse", "meter_device", "rfid", "reset"):
-            refs[name].tell(peers)
-        handlers = {"configuration": ("GetConfiguration", "ChangeConfiguration"),
-                    "transactions": ("RemoteStartTransaction", "RemoteStopTransaction", "UnlockConnector",
-                                     "ChangeAvailability"),
-                    "authorization": ("ClearCache",),
-                    "reset": ("Reset",),
-                    "data_transfer": ("DataTransfer",)}
-        routes = FrozenDict({action: refs[name] for name, actions in handlers.items() for action in actions})
-        refs["link"].tell(LinkWiring(routes, tuple(refs[n] for n in ("boot", "status", "txqueue", "authorization")),
-                                     FrozenDict({"GetConfiguration": view.get})))
+        # One line per actor: what it needs to start. Who hears what is declared on each class.
+        actors = [
+            (Link, lambda: Link.start(s.csms, s.station.id, config["MessageTimeout"], config["WebSocketPingInterval"],
+                                      sch)),
+            (BootNotifier, lambda: BootNotifier.start(db_path, s.station, self.clock, config["HeartbeatInterval"], sch)),
+            (StatusDebouncer, lambda: StatusDebouncer.start(config["MinimumStatusDuration"], sch)),
+            (Configuration, lambda: Configuration.start(db_path, specs, config, view)),
+            (DataTransfer, lambda: DataTransfer.start(vendor_registry, scheduler=sch)),
+            (ResetManager, lambda: ResetManager.start(self.request_exit, sch)),
+            (TransactionManager, lambda: TransactionManager.start(db_path, s.station.connectors, s.station.fixed_cable,
+                                                                  config, self.clock, sch, s.station.backup_power)),
+            (Authorization, lambda: Authorization.start(db_path, config, self.clock)),
+            (MeterSampler, lambda: MeterSampler.start(db_path, config, self.clock, sch)),
+            (TransactionMessageQueue, lambda: TransactionMessageQueue.start(db_path, config, s.queue_max_messages, sch)),
+            (RfidListener, lambda: RfidListener.start(drivers["rfid"])),
+            (MeterDevice, lambda: MeterDevice.start(drivers["meter"], s.station.connectors, config, poll_s,
+                                                    max(1, round(float(meter.get("fault_after_s", 3.0)) / poll_s)),
+                                                    scheduler=sch)),
+            (EvseDevice, lambda: EvseDevice.start(drivers["evse"])),
+        ]
+        self.actors = [(cls, start()) for cls, start in actors]
+        self.wiring = wiring.build(self.actors)
+        for _, ref in self.actors:
+            ref.tell(Wired(self.wiring.routes))
+        link = self.actors[0][1]
+        link.tell(LinkWiring(self.wiring.handlers, FrozenDict({"GetConfiguration": view.get})))
 
     def request_exit(self, code: int) -> None:
         """Called by an actor (ResetManager) to end the process with `code`; thread-safe."""
@@ -128,27 +119,24 @@ class Station:
     def healthy(self, timeout_s: float = 5.0) -> bool:
         """Every actor alive, and every actor on the OCPP path answering (its inbox is moving).
 
-        A device actor may legitimately be stuck in a stalled device for many seconds (its own
-        fault handling reports that): it only has to be alive."""
-        core = {n: r for n, r in self.refs.items() if n not in DEVICE_ACTORS}
+        A device actor (stop_rank 2) may legitimately be stuck in a stalled device for many seconds
+        (its own fault handling reports that): it only has to be alive."""
+        core = [ref for cls, ref in self.actors if cls.stop_rank < DEVICE_RANK]
         try:
-            futures = [ref.ask(HealthCheck(), block=False) for ref in core.values()]
+            futures = [ref.ask(HealthCheck(), block=False) for ref in core]
             answered = all(pykka.get_all(futures, timeout=timeout_s))
         except (pykka.ActorDeadError, pykka.Timeout):
             return False
-        return answered and all(self.refs[n].is_alive() for n in DEVICE_ACTORS if n in self.refs)
+        return answered and all(ref.is_alive() for cls, ref in self.actors if cls.stop_rank >= DEVICE_RANK)
 
     def stop(self) -> None:
-        """Ordered shutdown: first the link (no new requests), then producers, then devices."""
-        order = ("link", "boot", "status", "configuration", "data_transfer", "reset", "transactions", "authorization", "meter",
-                 "txqueue", "rfid", "meter_device", "evse")
-        for name in order:
-            ref = self.refs.get(name)
-            if ref is not None:
-                try:
-                    ref.stop(timeout=10)
-                except (pykka.ActorDeadError, pykka.Timeout):
-                    log.warning("%s did not stop in time", name)
+        """Ordered shutdown (by each actor's stop_rank): the link first (no new requests), then the
+        features, then the devices."""
+        for ref in self.wiring.stop_order:
+            try:
+                ref.stop(timeout=10)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                log.warning("%s did not stop in time", ref)
         if "hal.sim" in sys.modules:
             from hal.sim import Simulator
 

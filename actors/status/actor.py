@@ -1,7 +1,7 @@
 """StatusDebouncer: StatusNotification for every status change that lasts (OCPP 1.6 §4.9, errata 3.19).
 
-Takes: ConnectorStatusChanged (from the TransactionManager), RegistrationChanged, LinkUp,
-ConfigurationChanged(MinimumStatusDuration), Due("report"), answers to its StatusNotifications.
+Takes: ConnectorStatusChanged (from the TransactionManager), CsmsOnline,
+ConfigurationChanged(MinimumStatusDuration), StatusReportDue, answers to its StatusNotifications.
 Emits: SendCall(StatusNotification).
 
 A status is reported once it has held for MinimumStatusDuration seconds (0 = at once, as the
@@ -19,9 +19,10 @@ from typing import Any
 from actors.infra.base import StationActor
 from actors.infra.clock import format_time
 from actors.infra.ticker import Scheduler
-from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, ConnectorStatusChanged, Due, LinkDown,
-                             LinkUp, RegistrationChanged, SendCall)
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, ConnectorStatusChanged, CsmsOnline,
+                             SendCall)
 from messages.frozen import freeze
+from messages.ticks import StatusReportDue
 
 log = logging.getLogger(__name__)
 
@@ -32,33 +33,30 @@ SETTLE_S = {"SuspendedEV": 0.5}
 
 
 class StatusDebouncer(StationActor):
-    def __init__(self, link: Any, minimum_status_duration_s: int, scheduler: Scheduler | None = None):
+    subscribes = (ConnectorStatusChanged, CsmsOnline, ConfigurationChanged)
+    emits = (SendCall,)
+
+    def __init__(self, minimum_status_duration_s: int, scheduler: Scheduler | None = None):
         super().__init__(scheduler=scheduler)
-        self._link = link
         self._minimum_s = minimum_status_duration_s
         self._current: dict[int, ConnectorStatusChanged] = {}
         self._reported: dict[int, tuple] = {}  # connector -> (status, errorCode, info) the CSMS has
         self._timers: dict[int, int] = {}
-        self._accepted = False
-        self._online = False
+        self._online = False  # reachable and Accepted
 
     def receive(self, message: Any) -> Any:
         match message:
             case ConnectorStatusChanged(connector):
                 self._changed(message)
-            case Due("report", _, connector):
+            case StatusReportDue(connector):
                 self._timers.pop(connector, None)
                 self._report(connector)
-            case RegistrationChanged(status):
-                was, self._accepted = self._accepted, status == "Accepted"
-                if self._accepted and not was:
+            case CsmsOnline(online, registered):
+                self._online = online
+                if registered:
                     self._reported.clear()  # a (re)boot: the CSMS knows nothing yet
+                if online:
                     self._report_all()
-            case LinkUp():
-                self._online = True
-                self._report_all()
-            case LinkDown():
-                self._online = False
             case CallFailed("StatusNotification", _, connector):
                 self._reported.pop(connector, None)  # not delivered: report again when possible
             case CallAnswered("StatusNotification"):
@@ -81,7 +79,7 @@ class StatusDebouncer(StationActor):
         self._ticker.cancel(self._timers.pop(m.connector, None))
         delay = max(self._minimum_s, SETTLE_S.get(m.status, 0.0))
         if delay > 0 and m.connector in self._reported:
-            self._timers[m.connector] = self._ticker.after(delay, Due("report", 0, m.connector))
+            self._timers[m.connector] = self._ticker.after(delay, StatusReportDue(m.connector))
         else:
             self._report(m.connector)
 
@@ -92,7 +90,7 @@ class StatusDebouncer(StationActor):
 
     def _report(self, connector: int) -> None:
         m = self._current.get(connector)
-        if m is None or not (self._accepted and self._online) or self._reported.get(connector) == self._key(m):
+        if m is None or not self._online or self._reported.get(connector) == self._key(m):
             return
         payload = {"connectorId": connector, "status": m.status, "errorCode": m.error_code}
         if m.timestamp is not None:
@@ -102,4 +100,4 @@ class StatusDebouncer(StationActor):
         if m.vendor_error_code:
             payload["vendorErrorCode"] = m.vendor_error_code[:50]
         self._reported[connector] = self._key(m)
-        self._link.tell(SendCall("StatusNotification", freeze(payload), self.actor_ref, connector))
+        self.publish(SendCall("StatusNotification", freeze(payload), self.actor_ref, connector))

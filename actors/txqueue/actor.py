@@ -1,8 +1,9 @@
 """TransactionMessageQueue: delivers transaction-related messages in order, exactly once (OCPP 1.6 §3.7, §4.10).
 
-Takes: TransactionMessagesQueued (a producer committed rows), RegistrationChanged, LinkUp /
-LinkDown, CallAnswered / CallFailed for its own messages, ConfigurationChanged, Due("retry").
-Emits: SendCall (one message in flight), TransactionIdAssigned to the TransactionManager.
+Takes: TransactionMessagesQueued (a producer committed rows), CsmsOnline, CallAnswered / CallFailed
+for its own messages, ConfigurationChanged, NotifyWhenDrained, QueueRetryDue.
+Emits: SendCall (one message in flight), TransactionIdAssigned (to the TransactionManager),
+IdTagInfoReceived (to Authorization), QueueDrained to who asked.
 
 StartTransaction, StopTransaction and transaction MeterValues wait in the `tx_queue` table,
 committed by their producer before anything depends on them. The head goes out with its
@@ -30,47 +31,41 @@ from typing import Any
 from actors.infra.base import StationActor
 from actors.infra import store
 from actors.infra.ticker import Scheduler
-from messages.events import (IdTagInfoReceived, NotifyWhenDrained, QueueDrained, CallAnswered, CallFailed, ConfigurationChanged, Due, LinkDown, LinkUp, Peers,
-                             RegistrationChanged, SendCall, TransactionIdAssigned, TransactionMessageDropped,
-                             TransactionMessagesQueued)
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, IdTagInfoReceived,
+                             NotifyWhenDrained, QueueDrained, SendCall, TransactionIdAssigned, TransactionMessagesQueued)
 from messages.frozen import freeze
+from messages.ticks import QueueRetryDue
 
 log = logging.getLogger(__name__)
 
 
 class TransactionMessageQueue(StationActor):
+    subscribes = (TransactionMessagesQueued, CsmsOnline, ConfigurationChanged, NotifyWhenDrained)
+    emits = (SendCall, TransactionIdAssigned, IdTagInfoReceived)
+
     def __init__(self, db_path: str, config: Any, max_messages: int, scheduler: Scheduler | None = None):
         super().__init__(db_path, scheduler)
         self._attempts_max = int(config["TransactionMessageAttempts"])
         self._retry_interval_s = int(config["TransactionMessageRetryInterval"])
         self._max_messages = max_messages
-        self._peers: Peers | None = None
-        self._accepted = False
-        self._online = False
+        self._online = False  # reachable and Accepted
         self._in_flight: int | None = None
         self._retry_timer: int | None = None
         self._drain_waiters: list = []  # refs waiting for QueueDrained
 
     def receive(self, message: Any) -> Any:
         match message:
-            case Peers():
-                self._peers = message
             case TransactionMessagesQueued():
                 self._bound()
                 self._pump()
-            case RegistrationChanged(status):
-                self._accepted = status == "Accepted"
+            case CsmsOnline(online):
+                self._online = online
                 self._pump()
-            case LinkUp():
-                self._online = True
-                self._pump()
-            case LinkDown():
-                self._online = False
             case CallAnswered(action, payload, seq):
                 self._delivered(seq, action, payload)
             case CallFailed(action, reason, seq, _, code, description):
                 self._failed(seq, action, reason, code or description)
-            case Due("retry"):
+            case QueueRetryDue():
                 self._retry_timer = None
                 self._pump()
             case ConfigurationChanged("TransactionMessageAttempts", value):
@@ -89,7 +84,7 @@ class TransactionMessageQueue(StationActor):
                 self.unexpected(message)
 
     def _pump(self) -> None:
-        if self._in_flight is not None or self._retry_timer is not None or not (self._accepted and self._online):
+        if self._in_flight is not None or self._retry_timer is not None or not self._online:
             return
         row = self._db.execute("SELECT seq, unique_id, local_id, action, payload FROM tx_queue ORDER BY seq LIMIT 1"
                                ).fetchone()
@@ -97,7 +92,7 @@ class TransactionMessageQueue(StationActor):
             for ref in self._drain_waiters:
                 ref.tell(QueueDrained())
             self._drain_waiters = []
-        if row is None or self._peers is None:
+        if row is None:
             return
         seq, unique_id, local_id, action, text = row
         payload = json.loads(text)
@@ -106,7 +101,7 @@ class TransactionMessageQueue(StationActor):
                                      (local_id,)).fetchone()
             payload["transactionId"] = found[0] if found else -1
         self._in_flight = seq
-        self._peers.link.tell(SendCall(action, freeze(payload), self.actor_ref, seq, unique_id))
+        self.publish(SendCall(action, freeze(payload), self.actor_ref, seq, unique_id))
 
     def _delivered(self, seq: int, action: str, payload: Any) -> None:
         if seq != self._in_flight:
@@ -120,11 +115,10 @@ class TransactionMessageQueue(StationActor):
                 self._db.execute("INSERT OR REPLACE INTO transaction_ids(local_id, transaction_id) VALUES(?, ?)",
                                  (local_id, payload["transactionId"]))
             self._db.execute("DELETE FROM tx_queue WHERE seq=?", (seq,))
-        if action == "StartTransaction" and self._peers is not None:
-            self._peers.transactions.tell(TransactionIdAssigned(local_id, payload["transactionId"],
-                                                                payload["idTagInfo"]))
-        if payload.get("idTagInfo") and sent.get("idTag") and self._peers is not None:
-            self._peers.authorization.tell(IdTagInfoReceived(sent["idTag"], payload["idTagInfo"]))
+        if action == "StartTransaction":
+            self.publish(TransactionIdAssigned(local_id, payload["transactionId"], payload["idTagInfo"]))
+        if payload.get("idTagInfo") and sent.get("idTag"):
+            self.publish(IdTagInfoReceived(sent["idTag"], payload["idTagInfo"]))
         self._pump()
 
     def _failed(self, seq: int, action: str, reason: str, detail: str) -> None:
@@ -144,7 +138,7 @@ class TransactionMessageQueue(StationActor):
         delay = self._retry_interval_s * attempts
         log.warning("%s not processed (%s %s): attempt %d of %d, next in %d s", action, reason, detail, attempts,
                     self._attempts_max, delay)
-        self._retry_timer = self._ticker.after(delay, Due("retry"))
+        self._retry_timer = self._ticker.after(delay, QueueRetryDue())
 
     def _drop(self, seq: int, action: str, why: str, attempts: int) -> None:
         local_id = self._local_id(seq)
@@ -154,8 +148,6 @@ class TransactionMessageQueue(StationActor):
                 self._db.execute("INSERT OR REPLACE INTO transaction_ids(local_id, transaction_id) VALUES(?, -1)",
                                  (local_id,))
             self._db.execute("DELETE FROM tx_queue WHERE seq=?", (seq,))
-        if self._peers is not None:
-            self._peers.transactions.tell(TransactionMessageDropped(local_id, action))
 
     def _local_id(self, seq: int) -> int:
         row = self._db.execute("SELECT local_id FROM tx_queue WHERE seq=?", (seq,)).fetchone()

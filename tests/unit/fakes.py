@@ -24,10 +24,36 @@ import pykka
 
 from actors.link.connection import NotConnected
 from hal import ConnectorHardwareState, HalError
-from messages.events import CardPresented, HealthCheck, MeterReading, SampledValue
+from messages.events import CardPresented, HealthCheck, MeterReading, SampledValue, Wired
+from messages.frozen import FrozenDict, thaw
+from messages.requests import REQUESTS
 
 DEFAULT_TIMEOUT_S = 5.0
 STALL_LIMIT_S = 15.0  # a stalled fake gives up by itself, so a failing test cannot hang stop_all
+
+
+# --- wiring and requests --------------------------------------------------------------------------
+
+
+def wire(ref: pykka.ActorRef, routes: dict) -> None:
+    """Send the actor its Wired: `routes` maps a message type (or a tuple of types) to a Probe (or
+    a list of Probes) that stands for the actors subscribed to it."""
+    flat: dict = {}
+    for types, probes in routes.items():
+        probes = probes if isinstance(probes, (list, tuple)) else [probes]
+        for t in types if isinstance(types, tuple) else (types,):
+            flat[t] = tuple(p.ref for p in probes)
+    ref.tell(Wired(FrozenDict._wrap(flat)))
+
+
+def wire_all(ref: pykka.ActorRef, actor_cls: type, probe: "Probe") -> None:
+    """Wire everything `actor_cls` emits to one probe."""
+    wire(ref, {t: probe for t in actor_cls.emits})
+
+
+def csms_request(unique_id: str, action: str, payload: Any, reply_to: Any) -> Any:
+    """The typed request the link would make of a validated CALL."""
+    return REQUESTS[action].from_payload(unique_id, reply_to, thaw(payload))
 
 
 # --- the probe ---------------------------------------------------------------------------------
