@@ -14,13 +14,13 @@ from actors.infra.clock import StationClock
 from actors.infra.ticker import ManualScheduler
 from actors.sessions.connector_requests import DEFERRED_STOP_S
 from actors.sessions.actor import TransactionManager
-from messages.events import (CableDetached, AuthorizeTag, CallReceived, CardPresented, ConnectorFaultChanged, ConnectorLockResult,
+from messages.events import (CableDetached, AuthorizeTag, CardPresented, ConnectorFaultChanged, ConnectorLockResult,
                              ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged, MeterReading, MeterSampled,
-                             Peers, PlugConnected, PlugDisconnected, ReplyResult, SendCall, SetConnectorLock,
+                             PlugConnected, PlugDisconnected, ReplyResult, SendCall, SetConnectorLock,
                              SetContactor, ShowStatus, ShutDown, TagAuthorized, TransactionBegan, TransactionEnded,
                              TransactionIdAssigned, TransactionMessagesQueued)
-from messages.frozen import FrozenDict, freeze
-from tests.unit.fakes import Probe, sync
+from messages.frozen import freeze
+from tests.unit.fakes import Probe, csms_request, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -55,7 +55,10 @@ class Rig:
             (self.probes[n] for n in PEERS)
         self.tm = TransactionManager.start(str(db_path), connectors, fixed_cable, config(**overrides), self.clock,
                                            self.scheduler, backup_power)
-        self.tm.tell(Peers(FrozenDict({name: p.ref for name, p in self.probes.items()})))
+        wire(self.tm, {ConnectorStatusChanged: self.status, TransactionMessagesQueued: self.txqueue,
+                       (TransactionBegan, TransactionEnded): self.meter,
+                       (SetContactor, SetConnectorLock, ShowStatus): self.evse, AuthorizeTag: self.authorization,
+                       ShutDown: self.reset})
         sync(self.tm)
 
     def settle(self):
@@ -131,7 +134,7 @@ def rig(tmp_path):
 # --- start-up ----------------------------------------------------------------------------------
 
 
-def test_peers_publish_every_connector_and_the_station(tmp_path):
+def test_once_wired_every_connector_and_the_station_are_published(tmp_path):
     rig = Rig(tmp_path / "station.db", connectors=2)
     for c in (1, 2, 0):
         rig.status.expect(status_is("Available", connector=c))
@@ -169,7 +172,7 @@ def test_an_accepted_card_on_a_socket_locks_the_connector_then_starts_the_transa
     rig.tm.tell(ConnectorLockResult(1, True, True, lock.request_id))
     rig.evse.expect(SetContactor(1, True))
     began = rig.meter.expect(TransactionBegan)
-    assert (began.connector, began.transaction_id, began.meter_start_wh) == (1, None, 1234)
+    assert (began.connector, began.meter_start_wh) == (1, 1234)
     rig.txqueue.expect(TransactionMessagesQueued)
     [row] = rig.queued()
     assert row["action"] == "StartTransaction" and row["local_id"] == began.local_id and row["unique_id"]
@@ -364,7 +367,7 @@ def test_a_fault_during_a_transaction_opens_the_contactor_until_it_clears(rig):
 
 
 def remote(rig, action, payload, uid="r1") -> str:
-    rig.tm.tell(CallReceived(uid, action, freeze(payload), rig.link.ref))
+    rig.tm.tell(csms_request(uid, action, payload, rig.link.ref))
     reply = rig.link.expect(ReplyResult)
     assert (reply.unique_id, reply.action) == (uid, action)
     return reply.payload["status"]
@@ -411,7 +414,7 @@ def test_remote_stop_with_no_transaction_at_all_is_rejected_at_once(rig):
 
 def test_remote_stop_that_overtakes_its_start_transaction_answer_waits_for_it(rig):
     local_id = rig.start()
-    rig.tm.tell(CallReceived("r1", "RemoteStopTransaction", freeze({"transactionId": 42}), rig.link.ref))
+    rig.tm.tell(csms_request("r1", "RemoteStopTransaction", {"transactionId": 42}, rig.link.ref))
     rig.settle()
     rig.link.expect_none(ReplyResult)
     rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Accepted"})))
@@ -423,7 +426,7 @@ def test_remote_stop_that_overtakes_its_start_transaction_answer_waits_for_it(ri
 
 def test_remote_stop_of_an_unknown_id_while_a_start_is_unanswered_is_rejected_after_a_bounded_wait(rig):
     rig.start()
-    rig.tm.tell(CallReceived("r1", "RemoteStopTransaction", freeze({"transactionId": 999}), rig.link.ref))
+    rig.tm.tell(csms_request("r1", "RemoteStopTransaction", {"transactionId": 999}, rig.link.ref))
     rig.advance(DEFERRED_STOP_S - 0.5)
     rig.link.expect_none(ReplyResult)
     rig.advance(0.5)

@@ -7,11 +7,10 @@ from __future__ import annotations
 import pytest
 
 from actors.sessions.connector_requests import UNLOCK_TIMEOUT_S
-from messages.events import (AllTransactionsStopped, AuthorizeTag, CallReceived, CardPresented, ConnectorLockResult,
+from messages.events import (AllTransactionsStopped, AuthorizeTag, CardPresented, ConnectorLockResult,
                              MeterReading, MeterSampled, PlugDisconnected, ReplyResult, SetConnectorLock,
                              SetContactor, ShowStatus, StopAllTransactions, TransactionEnded)
-from messages.frozen import freeze
-from tests.unit.fakes import Probe
+from tests.unit.fakes import Probe, csms_request
 from tests.unit.test_actor_transactions import Rig, remote, status_is
 
 pytestmark = pytest.mark.timeout(20)
@@ -28,7 +27,7 @@ def rig(tmp_path):
 
 
 def unlock(rig, connector=1, uid="u1"):
-    rig.tm.tell(CallReceived(uid, "UnlockConnector", freeze({"connectorId": connector}), rig.link.ref))
+    rig.tm.tell(csms_request(uid, "UnlockConnector", {"connectorId": connector}, rig.link.ref))
 
 
 def unlock_request(rig) -> SetConnectorLock:
