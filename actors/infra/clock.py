@@ -45,7 +45,6 @@ class StationClock:
         sys_now = datetime.fromtimestamp(system(), timezone.utc)
         base = sys_now if sys_now >= floor else floor
         self._offset = base.timestamp() - monotonic()
-        self.synced = False
 
     def now(self) -> datetime:
         with self._lock:
@@ -55,7 +54,3 @@ class StationClock:
         """Take the CSMS's time as the truth from now on."""
         with self._lock:
             self._offset = current.timestamp() - self._monotonic()
-            self.synced = True
-
-    def since(self, seconds: float) -> datetime:
-        return self.now() - timedelta(seconds=seconds)
