@@ -1,0 +1,70 @@
+"""actors.shell.wiring: routes, handlers and stop order built from what each actor class declares."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.infra.base import StationActor
+from actors.shell import main, wiring
+from messages import requests
+from messages.events import LinkUp, SendCall
+
+
+def station_classes() -> list[type]:
+    """The actor classes the station starts, in its start order (read from main.Station.start)."""
+    import inspect
+
+    source = inspect.getsource(main.Station.start)
+    classes = [obj for name, obj in vars(main).items()
+               if isinstance(obj, type) and issubclass(obj, StationActor) and f"({name}, lambda" in source]
+    return sorted(classes, key=lambda cls: source.index(f"({cls.__name__}, lambda"))
+
+
+def test_the_station_wiring_is_complete_every_emitted_message_has_a_subscriber():
+    classes = station_classes()
+    assert len(classes) == 13
+    built = wiring.build([(cls, cls.__name__) for cls in classes])
+    assert set(built.routes[SendCall]) == {"Link"}
+    assert built.handlers["RemoteStartTransaction"] == "TransactionManager"
+    assert built.handlers["Reset"] == "ResetManager"
+    assert built.handlers["ClearCache"] == "Authorization"
+    assert built.handlers["ChangeConfiguration"] == "Configuration"
+
+
+def test_every_csms_request_class_has_exactly_one_handler_or_a_reader():
+    built = wiring.build([(cls, cls.__name__) for cls in station_classes()])
+    answered_on_the_socket_thread = {"GetConfiguration"}
+    assert set(built.handlers) | answered_on_the_socket_thread == set(requests.REQUESTS)
+
+
+def test_the_link_stops_first_and_the_devices_last():
+    built = wiring.build([(cls, cls.__name__) for cls in station_classes()])
+    assert built.stop_order[0] == "Link"
+    assert set(built.stop_order[-3:]) == {"EvseDevice", "MeterDevice", "RfidListener"}
+
+
+class Talker(StationActor):
+    emits = (LinkUp,)
+
+
+class Listener(StationActor):
+    subscribes = (LinkUp,)
+
+
+class ResetHandler(StationActor):
+    handles = (requests.Reset,)
+
+
+def test_a_message_nobody_subscribes_to_is_refused_at_assembly():
+    with pytest.raises(wiring.WiringError, match="Talker emits LinkUp"):
+        wiring.build([(Talker, "t")])
+
+
+def test_two_handlers_of_one_action_are_refused_at_assembly():
+    with pytest.raises(wiring.WiringError, match="two actors handle Reset"):
+        wiring.build([(ResetHandler, "a"), (ResetHandler, "b")])
+
+
+def test_routes_go_to_every_subscriber_in_start_order():
+    built = wiring.build([(Listener, "a"), (Talker, "t"), (Listener, "b")])
+    assert built.routes[LinkUp] == ("a", "b")
