@@ -3,8 +3,9 @@
 
 A bare websocket-client connection (the library the real station uses), no actors, no
 schema validation, no threads: it sends one BootNotification, then answers every CALL
-from the CSMS with `[3, id, {}]` in a plain recv loop. scripts/bench measures its
-round-trip times as the floor the real station is compared against.
+from the CSMS with `[3, id, {}]` in a plain recv loop, whatever the action. scripts/bench
+keeps it connected beside the station and sends each request to both in turn: its
+round-trip times are the floor the station's are compared against.
 
     floor_station.py ws://127.0.0.1:9000/ocpp/FLOOR
 
