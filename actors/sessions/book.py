@@ -1,8 +1,10 @@
 """TransactionBook: the durable record of transactions and the messages they owe the CSMS.
 
-A plain class owned by the TransactionManager (one SQLite connection, its thread). Each change
-is one SQLite transaction that writes the record and queues its OCPP message together, so a
-crash can never leave a transaction without its StartTransaction or StopTransaction.
+A plain class owned by the TransactionManager (one SQLite connection, its thread), which calls it
+to carry out the session core's Record* effects. Each change is one SQLite transaction that writes
+the record and queues its OCPP message together, so a crash can never leave a transaction without
+its StartTransaction or StopTransaction. Local transaction ids are given by the core, counting on
+from `last_local_id()`; they are never reused (the table is AUTOINCREMENT).
 """
 
 from __future__ import annotations
@@ -37,10 +39,6 @@ class TransactionBook:
         """connector (0 = station) -> operative, as last set by ChangeAvailability."""
         return {c: a == "Operative" for c, a in self._db.execute("SELECT connector, availability FROM connectors")}
 
-    def operative(self, connector: int) -> bool:
-        row = self._db.execute("SELECT availability FROM connectors WHERE connector=?", (connector,)).fetchone()
-        return row is None or row[0] == "Operative"
-
     def set_availability(self, connector: int, operative: bool) -> None:
         with store.Transaction(self._db):
             self._db.execute("INSERT INTO connectors(connector, availability) VALUES(?, ?) ON CONFLICT(connector)"
@@ -56,16 +54,22 @@ class TransactionBook:
                                    parse_time(r["last_meter_at"] or r["started_at"])))
         return out
 
-    def begin(self, connector: int, id_tag: str, meter_start_wh: int, at: datetime) -> int:
-        """Record a new transaction and queue its StartTransaction; returns its local id."""
+    def last_local_id(self) -> int:
+        """The highest local transaction id ever given: the next transaction takes the one after."""
+        row = self._db.execute("SELECT MAX(seq) FROM (SELECT seq FROM sqlite_sequence WHERE name='transactions'"
+                               " UNION ALL SELECT MAX(local_id) FROM transactions)").fetchone()
+        return row[0] or 0
+
+    def begin(self, local_id: int, connector: int, id_tag: str, meter_start_wh: int, at: datetime) -> None:
+        """Record a new transaction and queue its StartTransaction."""
         stamp = format_time(at)
         with store.Transaction(self._db):
-            local_id = self._db.execute(
-                "INSERT INTO transactions(connector, id_tag, started_at, meter_start_wh, last_meter_wh, last_meter_at)"
-                " VALUES(?, ?, ?, ?, ?, ?)", (connector, id_tag, stamp, meter_start_wh, meter_start_wh, stamp)).lastrowid
+            self._db.execute(
+                "INSERT INTO transactions(local_id, connector, id_tag, started_at, meter_start_wh, last_meter_wh,"
+                " last_meter_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                (local_id, connector, id_tag, stamp, meter_start_wh, meter_start_wh, stamp))
             store.enqueue(self._db, str(uuid.uuid4()), local_id, "StartTransaction",
                           {"connectorId": connector, "idTag": id_tag, "meterStart": meter_start_wh, "timestamp": stamp})
-        return local_id
 
     def meter(self, local_id: int, energy_wh: int, at: datetime) -> None:
         """The latest reading: the meterStop if the power goes (autocommit: one small write)."""

@@ -12,7 +12,7 @@ from actors.configuration import registry as keys
 from actors.infra import store
 from actors.infra.clock import StationClock
 from actors.infra.ticker import ManualScheduler
-from actors.sessions.connector_requests import DEFERRED_STOP_S
+from actors.sessions.requests import DEFERRED_STOP_S
 from actors.sessions.actor import TransactionManager
 from messages.events import (CableDetached, AuthorizeTag, CardPresented, ConnectorFaultChanged, ConnectorLockResult,
                              ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged, MeterReading, MeterSampled,

@@ -125,12 +125,6 @@ def test_faulted_follows_the_error_code():
     assert Connector(1, error_code="PowerMeterFailure").faulted
 
 
-def test_connectors_do_not_share_their_reservations():
-    a, b = Connector(1), Connector(2)
-    a.reserved["id"] = 1
-    assert b.reserved == {}
-
-
 # --- connector 0 ------------------------------------------------------------------------------
 
 

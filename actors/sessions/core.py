@@ -1,0 +1,133 @@
+"""SessionCore: the connectors' sessions as a plain object, no threads, no I/O.
+
+`handle(event)` looks the event's type up in HANDLERS (event type -> the function that decides),
+lets that function change the `SessionState` and returns the effects to carry out, in order
+(`effects`). After every event the status of each connector is derived again from its facts
+(`connector.STATUS_RULES`); each one that changed is published (ConnectorStatusChanged and
+ShowStatus: errata 3.19, a StatusNotification for every change), checked against the OCPP 1.6
+§4.9 transitions (`connector.ALLOWED`). Answers to requests come last, once the state they leave
+is published.
+
+The TransactionManager feeds it and performs the effects; tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any, Callable, Iterable
+
+from actors.sessions import identify, requests, transactions
+from actors.sessions.connector import ALLOWED, Connector, station_status
+from actors.sessions.effects import Effect, Publish, Reply, Tell
+from actors.sessions.state import SessionState, Unexpected
+from messages.events import (CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
+                             ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged,
+                             MeterSampled, PlugConnected, PlugDisconnected, ShowStatus, StopAllTransactions,
+                             TagAuthorized, TransactionDataSampled, TransactionIdAssigned)
+from messages.requests import ChangeAvailability, RemoteStartTransaction, RemoteStopTransaction, UnlockConnector
+from messages.ticks import ConnectionTimeoutDue, RemoteStopDeadlineDue, UnlockDeadlineDue
+
+log = logging.getLogger(__name__)
+
+
+def _lock_moved(s: SessionState, event: ConnectorLockResult) -> list[Effect]:
+    if event.locked:  # a session's lock
+        return transactions.lock_result(s, s.connector(event.connector), event.ok, event.request_id)
+    return requests.unlocked(s, event.request_id, event.ok)  # an UnlockConnector's
+
+
+def _id_assigned(s: SessionState, event: TransactionIdAssigned) -> list[Effect]:
+    return transactions.id_assigned(s, event) + requests.retry_deferred_stops(s)
+
+
+def _configuration_changed(s: SessionState, event: ConfigurationChanged) -> list[Effect]:
+    s.config[event.key] = event.value
+    return []
+
+
+HANDLERS: dict[type, Callable[[SessionState, Any], list[Effect]]] = {
+    # the hardware
+    PlugConnected: transactions.plug_connected,
+    PlugDisconnected: transactions.plug_disconnected,
+    CableDetached: transactions.cable_detached,
+    EvDrawChanged: transactions.ev_draw_changed,
+    ConnectorFaultChanged: transactions.fault_changed,
+    ConnectorLockResult: _lock_moved,
+    MeterSampled: transactions.meter_sampled,
+    MainsPowerChanged: requests.mains_changed,
+    # identification
+    CardPresented: identify.card_presented,
+    TagAuthorized: identify.tag_authorized,
+    ConnectionTimeoutDue: identify.connection_timeout,
+    # the CSMS
+    RemoteStartTransaction: requests.remote_start,
+    RemoteStopTransaction: requests.remote_stop,
+    RemoteStopDeadlineDue: requests.remote_stop_deadline,
+    UnlockConnector: requests.unlock_connector,
+    UnlockDeadlineDue: requests.unlock_deadline,
+    ChangeAvailability: requests.change_availability,
+    # the rest of the station
+    TransactionIdAssigned: _id_assigned,
+    TransactionDataSampled: transactions.transaction_data_sampled,
+    StopAllTransactions: requests.stop_all,
+    ConfigurationChanged: _configuration_changed,
+}
+
+
+class SessionCore:
+    def __init__(self, connectors: int, config: Any, now: Callable[[], datetime], me: Any = None,
+                 fixed_cable: bool = False, backup_power: bool = False, availability: dict[int, bool] | None = None,
+                 last_local_id: int = 0):
+        """`availability`: connector (0 = station) -> operative, as persisted; `last_local_id`: the book's."""
+        availability = dict(availability or {})
+        station = availability.get(0, True)
+        self.state = SessionState(
+            connectors={c: Connector(c, operative=availability.get(c, True) and station)
+                        for c in range(1, connectors + 1)},
+            config=dict(config), now=now, me=me, fixed_cable=fixed_cable, backup_power=backup_power,
+            station_operative=station, availability=availability, last_local_id=last_local_id)
+
+    def start(self, interrupted: Iterable = ()) -> list[Effect]:
+        """Once the station is wired: stop the `interrupted` transactions (the book's), publish every status."""
+        return self._settle(transactions.recover(self.state, interrupted))
+
+    def handle(self, event: Any) -> list[Effect] | None:
+        """The effects of `event`, or None if it is not one for the sessions."""
+        handler = HANDLERS.get(type(event))
+        if handler is None:
+            return None
+        try:
+            effects = handler(self.state, event)
+        except Unexpected:
+            return None
+        return self._settle(effects)
+
+    def _settle(self, effects: list[Effect]) -> list[Effect]:
+        answers = [e for e in effects if isinstance(e, (Reply, Tell))]
+        return [e for e in effects if not isinstance(e, (Reply, Tell))] + self._status_changes() + answers
+
+    def _status_changes(self) -> list[Effect]:
+        s = self.state
+        out: list[Effect] = []
+        for connector_id in (*s.connectors, 0):
+            view = self._view(connector_id)
+            before = s.published.get(connector_id)
+            if view == before:
+                continue
+            if before is not None and (before[0], view[0]) not in ALLOWED and before[0] != view[0]:
+                log.warning("connector %s: %s -> %s is not a transition of OCPP 1.6 §4.9", connector_id, before[0],
+                            view[0])
+            s.published[connector_id] = view
+            status, error_code, info, transaction_id = view
+            out += [Publish(ConnectorStatusChanged(connector_id, status, error_code, info, "", s.now())),
+                    Publish(ShowStatus(connector_id, status, transaction_id))]
+        return out
+
+    def _view(self, connector_id: int) -> tuple:
+        """What is published of a connector: (status, errorCode, info, transactionId)."""
+        s = self.state
+        if connector_id == 0:
+            return station_status(s.station_operative, s.station_error), s.station_error, "", None
+        c = s.connectors[connector_id]
+        return c.status(), c.error_code, c.info(), c.session.transaction_id if c.session else None

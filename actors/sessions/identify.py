@@ -1,0 +1,95 @@
+"""Identification: which connector a card (or a RemoteStart idTag) is for, and what its verdict does
+(OCPP 1.6 §3.4, §3.6, §5.11).
+
+Plain functions over a `SessionState`, returning effects. The Authorization actor gives the
+verdict (TagAuthorized); here it starts a session, stops one (the same card, or a card of the
+session's group: parentIdTag), or waits for the cable with ConnectionTimeOut.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from actors.sessions.connector import Connector
+from actors.sessions.effects import Effect, Publish, StartTimer
+from actors.sessions.state import SessionState
+from actors.sessions.transactions import begin, stop
+from messages.events import AuthorizeTag, CardPresented, TagAuthorized
+from messages.ticks import ConnectionTimeoutDue
+
+log = logging.getLogger(__name__)
+
+
+def card_presented(s: SessionState, event: CardPresented) -> list[Effect]:
+    id_tag = event.id_tag
+    for c in s.connectors.values():
+        if c.session is not None and c.session.id_tag.lower() == id_tag.lower():
+            return stop(s, c, "Local", id_tag)  # OCPP 1.6 §3.6.1: the same card stops, no Authorize
+    # Another card can only stop a session of its group (same parentIdTag), so it is worth an
+    # Authorize only when a running session has a group (OCTT TC_068 expects none otherwise).
+    grouped = any(c.session is not None and c.session.parent_id_tag for c in s.connectors.values())
+    free = free_connector(s)
+    if free is None and not grouped:
+        log.info("card %s presented but no connector is free", id_tag)
+        return []
+    if free is not None:
+        free.authorizing_tag = id_tag
+    return [authorize(s, id_tag, ("card", id_tag, free.id if free is not None else None))]
+
+
+def authorize(s: SessionState, id_tag: str, tag: tuple) -> Effect:
+    """Ask the Authorization actor; its TagAuthorized comes back with `tag`: (kind, idTag, connector or None)."""
+    return Publish(AuthorizeTag(id_tag, s.me, tag))
+
+
+def tag_authorized(s: SessionState, event: TagAuthorized) -> list[Effect]:
+    kind, id_tag, target = event.tag
+    info = event.info
+    accepted = info.get("status") == "Accepted"
+    parent = info.get("parentIdTag")
+    if kind == "card" and accepted and parent:
+        for c in s.connectors.values():  # OCPP 1.6 §3.6.1: same parentIdTag stops the session
+            if c.session is not None and c.session.parent_id_tag and \
+                    c.session.parent_id_tag.lower() == parent.lower():
+                _clear_authorizing(s, target, id_tag)
+                return stop(s, c, "Local", id_tag)
+    c = s.connectors.get(target) if target is not None else None
+    if c is None:
+        return []
+    _clear_authorizing(s, target, id_tag)
+    if not accepted:
+        log.info("idTag %s not accepted (%s)", id_tag, info.get("status"))
+        return []
+    return authorize_connector(s, c, id_tag, parent)
+
+
+def _clear_authorizing(s: SessionState, target: int | None, id_tag: str) -> None:
+    c = s.connectors.get(target) if target is not None else None
+    if c is not None and c.authorizing_tag == id_tag:
+        c.authorizing_tag = None
+
+
+def authorize_connector(s: SessionState, c: Connector, id_tag: str, parent: str | None) -> list[Effect]:
+    """An accepted idTag for connector `c`: start now if the cable is in, else wait for it."""
+    if c.session is not None or c.faulted or not c.operative:
+        return []
+    if c.plugged:
+        return begin(s, c, id_tag, parent)
+    c.authorized_tag, c.authorized_parent = id_tag, parent
+    # OCPP 1.6 §9.1 ConnectionTimeOut: the cable must come within this many seconds (errata 3.21).
+    return [StartTimer(ConnectionTimeoutDue(c.id), s.config["ConnectionTimeOut"])]
+
+
+def connection_timeout(s: SessionState, tick: ConnectionTimeoutDue) -> list[Effect]:
+    c = s.connector(tick.connector)
+    if c.authorized_tag is not None and c.session is None and not c.starting:
+        log.info("connector %s: no cable within ConnectionTimeOut, authorization dropped", c.id)
+        c.authorized_tag = c.authorized_parent = None
+    return []
+
+
+def free_connector(s: SessionState) -> Connector | None:
+    """A connector free for a new session, one with a cable already in first."""
+    free = [c for c in s.connectors.values() if not c.busy and c.authorizing_tag is None]
+    free.sort(key=lambda c: not c.plugged)
+    return free[0] if free else None

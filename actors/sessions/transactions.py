@@ -1,0 +1,211 @@
+"""A transaction's life on a connector: hardware events, start, stop, StartTransaction.conf (OCPP 1.6 §3.6, §4.8,
+§4.10).
+
+Plain functions over a `SessionState`, each returning the effects to carry out (see `effects`).
+StartTransaction is recorded before the contactor closes; on a stop the contactor is told to open
+first (safety before bookkeeping), then the StopTransaction is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Iterable
+
+from actors.metering.meterdata import transaction_data
+from actors.sessions.connector import Connector, Session
+from actors.sessions.effects import CancelTimer, Effect, Publish, RecordMeter, RecordStart, RecordStop
+from actors.sessions.state import PendingStart, SessionState
+from messages.events import (CableDetached, ConnectorFaultChanged, EvDrawChanged, MeterSampled, PlugConnected,
+                             PlugDisconnected, SetConnectorLock, SetContactor, TransactionBegan, TransactionDataSampled,
+                             TransactionEnded, TransactionIdAssigned, TransactionMessagesQueued)
+from messages.frozen import thaw
+from messages.ticks import ConnectionTimeoutDue
+
+if TYPE_CHECKING:
+    from actors.sessions.book import Interrupted
+
+log = logging.getLogger(__name__)
+
+MAX_TRANSACTION_DATA = 100  # MeterValues kept for one StopTransaction
+
+
+def recover(s: SessionState, interrupted: Iterable[Interrupted]) -> list[Effect]:
+    """Stop what a crash or power cut interrupted (OCPP 1.6 §4.10: reason PowerLoss).
+
+    meterStop is the last reading persisted for the transaction, stamped with its time; the
+    StopTransaction is queued behind the interrupted transaction's other messages."""
+    out: list[Effect] = []
+    for tx in interrupted:
+        log.warning("transaction %s on connector %s interrupted: stopping it (PowerLoss)", tx.local_id, tx.connector)
+        data = transaction_data(s.config, tx.meter_start_wh, tx.started_at, [], None, tx.last_meter_wh,
+                                tx.last_meter_at)
+        out.append(RecordStop(tx.local_id, tx.id_tag, tx.last_meter_wh, tx.last_meter_at, "PowerLoss", tuple(data)))
+        if tx.connector in s.connectors:
+            s.connectors[tx.connector].finishing = True
+    return out + [Publish(TransactionMessagesQueued())]
+
+
+# --- the hardware ---------------------------------------------------------------------------------
+
+
+def plug_connected(s: SessionState, event: PlugConnected) -> list[Effect]:
+    c = s.connector(event.connector)
+    c.plugged = True
+    if not s.fixed_cable:
+        c.cable_in_socket = True
+    if c.authorized_tag is not None and c.session is None and c.operative and not c.faulted:
+        return begin(s, c, c.authorized_tag, c.authorized_parent)
+    return []
+
+
+def plug_disconnected(s: SessionState, event: PlugDisconnected) -> list[Effect]:
+    c = s.connector(event.connector)
+    c.plugged = c.ev_drawing = False
+    c.finishing = c.finishing and c.cable_in_socket  # Finishing while a socket still holds the cable
+    if c.session is not None and s.config["StopTransactionOnEVSideDisconnect"]:
+        return stop(s, c, "EVDisconnected", None)
+    return []
+
+
+def cable_detached(s: SessionState, event: CableDetached) -> list[Effect]:
+    c = s.connector(event.connector)
+    c.cable_in_socket = c.finishing = False
+    return []
+
+
+def ev_draw_changed(s: SessionState, event: EvDrawChanged) -> list[Effect]:
+    s.connector(event.connector).ev_drawing = event.drawing
+    return []
+
+
+def fault_changed(s: SessionState, event: ConnectorFaultChanged) -> list[Effect]:
+    if event.connector == 0:
+        s.station_error = event.error_code
+        return []
+    c = s.connector(event.connector)
+    was = c.faulted
+    c.error_code, c.error_info = event.error_code, event.info
+    if c.session is not None and c.faulted != was:
+        # No energy through a faulted connector; it resumes when the fault clears.
+        return [Publish(SetContactor(c.id, not c.faulted and not c.session.suspended_evse))]
+    return []
+
+
+def meter_sampled(s: SessionState, event: MeterSampled) -> list[Effect]:
+    reading = event.reading
+    s.readings[reading.connector] = reading
+    c = s.connectors.get(reading.connector)
+    if c is None or c.session is None:
+        return []
+    out: list[Effect] = [RecordMeter(c.session.local_id, reading.energy_wh, reading.taken_at or s.now())]
+    if c.session.invalid:
+        out += _limit_invalid(s, c)
+    return out
+
+
+def transaction_data_sampled(s: SessionState, event: TransactionDataSampled) -> list[Effect]:
+    session = s.connector(event.connector).session
+    if session is not None and session.local_id == event.local_id:
+        data = session.transaction_data
+        data.append(thaw(event.meter_value))
+        if len(data) > MAX_TRANSACTION_DATA:  # keep the span, halve the resolution
+            del data[1::2]
+    return []
+
+
+# --- starting and stopping ------------------------------------------------------------------------
+
+
+def begin(s: SessionState, c: Connector, id_tag: str, parent: str | None) -> list[Effect]:
+    """Lock the cable for a session; `lock_result` starts it when the lock motor answers."""
+    out: list[Effect] = [CancelTimer(ConnectionTimeoutDue(c.id))] if c.authorized_tag is not None else []
+    c.authorized_tag = c.authorized_parent = None
+    c.starting = True
+    s.lock_requests += 1
+    request_id = f"start-{s.lock_requests}"
+    s.pending_starts[request_id] = PendingStart(c.id, id_tag, parent)
+    if s.fixed_cable:  # nothing to lock
+        return out + lock_result(s, c, True, request_id)
+    return out + [Publish(SetConnectorLock(c.id, True, s.me, request_id))]
+
+
+def lock_result(s: SessionState, c: Connector, ok: bool, request_id: str) -> list[Effect]:
+    pending = s.pending_starts.pop(request_id, None)
+    if pending is None or not c.starting:
+        return []
+    c.starting = False
+    if not c.plugged or not c.operative:
+        # The cable left, or the connector was made Unavailable, while the lock moved: no session.
+        return [Publish(SetConnectorLock(c.id, False))] if ok and not s.fixed_cable else []
+    if not ok:
+        c.error_code, c.error_info = "ConnectorLockFailure", "connector lock failed"
+        return []
+    meter_start = s.energy_wh(c.id, 0)
+    now = s.now()
+    s.last_local_id += 1
+    local_id = s.last_local_id
+    c.session = Session(local_id, pending.id_tag, pending.parent_id_tag, meter_start, now)
+    log.info("transaction %s started on connector %s for %s at %s Wh", local_id, c.id, pending.id_tag, meter_start)
+    return [RecordStart(local_id, c.id, pending.id_tag, meter_start, now),
+            Publish(TransactionMessagesQueued()),
+            Publish(SetContactor(c.id, not c.faulted)),
+            Publish(TransactionBegan(c.id, local_id, meter_start))]
+
+
+def stop(s: SessionState, c: Connector, reason: str, id_tag: str | None) -> list[Effect]:
+    session = c.session
+    assert session is not None
+    meter_stop = s.energy_wh(c.id, session.meter_start_wh)
+    now = s.now()
+    data = transaction_data(s.config, session.meter_start_wh, session.started_at, session.transaction_data,
+                            s.readings.get(c.id), meter_stop, now)
+    c.session = None
+    c.finishing = c.plugged or c.cable_in_socket
+    if c.pending_operative is not None:
+        c.operative, c.pending_operative = c.pending_operative, None
+    out: list[Effect] = [Publish(SetContactor(c.id, False)),
+                         RecordStop(session.local_id, id_tag, meter_stop, now, reason, tuple(data)),
+                         Publish(TransactionMessagesQueued())]
+    # OCPP 1.6 §9.1: after an EV-side unplug the socket is unlocked only if
+    # UnlockConnectorOnEVSideDisconnect; any other stop releases the cable.
+    if not s.fixed_cable and (reason != "EVDisconnected" or s.config["UnlockConnectorOnEVSideDisconnect"]):
+        out.append(Publish(SetConnectorLock(c.id, False)))
+    log.info("transaction %s stopped on connector %s (%s) at %s Wh", session.local_id, c.id, reason, meter_stop)
+    return out + [Publish(TransactionEnded(c.id, session.local_id))]
+
+
+# --- StartTransaction answered --------------------------------------------------------------------
+
+
+def id_assigned(s: SessionState, event: TransactionIdAssigned) -> list[Effect]:
+    out: list[Effect] = []
+    for c in s.connectors.values():
+        session = c.session
+        if session is None or session.local_id != event.local_id:
+            continue
+        session.transaction_id = event.transaction_id
+        info = event.id_tag_info or {}
+        if info.get("parentIdTag") and not session.parent_id_tag:
+            session.parent_id_tag = info["parentIdTag"]
+        status = info.get("status", "Accepted")
+        if status == "ConcurrentTx":
+            # A StartTransaction re-sent after a crash looks to the CSMS like a second session
+            # of the same tag: never end a session that is really running for that.
+            log.warning("StartTransaction of %s answered ConcurrentTx: the session goes on", event.local_id)
+        elif status != "Accepted":  # OCPP 1.6 §3.5, errata 3.5/3.17
+            if s.config["StopTransactionOnInvalidId"]:
+                out += stop(s, c, "DeAuthorized", None)
+            else:
+                session.invalid = True
+                out += _limit_invalid(s, c)
+    return out
+
+
+def _limit_invalid(s: SessionState, c: Connector) -> list[Effect]:
+    """StopTransactionOnInvalidId=false: energy up to MaxEnergyOnInvalidId, then SuspendedEVSE."""
+    session = c.session
+    used = s.energy_wh(c.id, session.meter_start_wh) - session.meter_start_wh
+    if session.suspended_evse or used < s.config["MaxEnergyOnInvalidId"]:
+        return []
+    session.suspended_evse = True
+    return [Publish(SetContactor(c.id, False))]
