@@ -481,9 +481,8 @@ def test_meter_device_reports_power_meter_failure_and_recovery_with_the_real_dri
     from actors.configuration import registry as keys
     from actors.devices.meter import MeterDevice
     from actors.infra.ticker import ManualScheduler
-    from messages.events import ConnectorFaultChanged, MeterSampled, Peers
-    from messages.frozen import FrozenDict
-    from tests.unit.fakes import Probe, sync
+    from messages.events import ConnectorFaultChanged, MeterSampled
+    from tests.unit.fakes import Probe, sync, wire
 
     config = {n: s.default for n, s in keys.registry(2, True).items()}
     config["MeterValuesSampledData"] = "Energy.Active.Import.Register,Voltage,Power.Active.Import"
@@ -506,7 +505,7 @@ def test_meter_device_reports_power_meter_failure_and_recovery_with_the_real_dri
                     transactions.expect(kind)
                 return found
 
-            device.tell(Peers(FrozenDict({"transactions": transactions.ref, "meter": sampler.ref})))
+            wire(device, {MeterSampled: [transactions, sampler], ConnectorFaultChanged: transactions})
             sync(device)
             first = drain(MeterSampled)
             assert [(m.reading.connector, m.reading.energy_wh) for m in first] == [(1, 1000), (2, 2000)]

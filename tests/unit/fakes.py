@@ -51,6 +51,17 @@ def wire_all(ref: pykka.ActorRef, actor_cls: type, probe: "Probe") -> None:
     wire(ref, {t: probe for t in actor_cls.emits})
 
 
+def wire_refs(ref: pykka.ActorRef, routes: dict) -> None:
+    """Like `wire`, for a rig of real actors: each value is an ActorRef or a Probe (or a list of them)."""
+    flat: dict = {}
+    for types, targets in routes.items():
+        targets = targets if isinstance(targets, (list, tuple)) else [targets]
+        refs = tuple(t.ref if isinstance(t, Probe) else t for t in targets)
+        for t in types if isinstance(types, tuple) else (types,):
+            flat[t] = refs
+    ref.tell(Wired(FrozenDict._wrap(flat)))
+
+
 def csms_request(unique_id: str, action: str, payload: Any, reply_to: Any) -> Any:
     """The typed request the link would make of a validated CALL."""
     return REQUESTS[action].from_payload(unique_id, reply_to, thaw(payload))

@@ -12,11 +12,10 @@ from actors.infra import store
 from actors.authorization.actor import Authorization
 from actors.infra.clock import StationClock, format_time
 from actors.infra.ticker import ManualScheduler
-from messages.events import (AuthorizeTag, CallAnswered, CallFailed, CallReceived, ConfigurationChanged,
-                             IdTagInfoReceived, LinkDown, LinkUp, RegistrationChanged, ReplyResult, SendCall,
-                             TagAuthorized)
+from messages.events import (AuthorizeTag, CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline,
+                             IdTagInfoReceived, ReplyResult, SendCall, TagAuthorized)
 from messages.frozen import freeze
-from tests.unit.fakes import Probe, sync
+from tests.unit.fakes import Probe, csms_request, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -41,14 +40,14 @@ class Rig:
         self.clock = StationClock(system=START.timestamp, monotonic=self.scheduler.now)
         self.link = Probe()
         self.asker = Probe()  # plays the TransactionManager
-        self.auth = Authorization.start(str(db_path), self.link.ref, config(**overrides), self.clock)
+        self.auth = Authorization.start(str(db_path), config(**overrides), self.clock)
+        wire(self.auth, {SendCall: self.link})
 
     def online(self):
-        self.auth.tell(LinkUp())
-        self.auth.tell(RegistrationChanged("Accepted", 300))
+        self.auth.tell(CsmsOnline(True, registered=True))
 
     def offline(self):
-        self.auth.tell(LinkDown("x"))
+        self.auth.tell(CsmsOnline(False))
 
     def ask(self, id_tag="TAG1", tag=TAG):
         self.auth.tell(AuthorizeTag(id_tag, self.asker.ref, tag))
@@ -125,12 +124,12 @@ def test_a_refusal_by_the_csms_is_the_verdict(rig):
 
 
 def test_online_needs_both_the_link_and_an_accepted_registration(make):
+    # Both make one event now: the BootNotifier publishes CsmsOnline(True) once the link is up and Accepted.
     rig = make(AllowOfflineTxForUnknownId=True)
-    rig.auth.tell(LinkUp())  # not yet Accepted
+    assert rig.decide().source == "offline-unknown"  # no CsmsOnline yet (link up, not yet Accepted)
+    rig.auth.tell(CsmsOnline(False))  # still Pending
     assert rig.decide().source == "offline-unknown"
-    rig.auth.tell(RegistrationChanged("Pending", 300))
-    assert rig.decide().source == "offline-unknown"
-    rig.auth.tell(RegistrationChanged("Accepted", 300))
+    rig.auth.tell(CsmsOnline(True, registered=True))
     rig.ask()
     rig.authorize_sent()
     rig.offline()  # Accepted, but the link is down
@@ -138,8 +137,9 @@ def test_online_needs_both_the_link_and_an_accepted_registration(make):
 
 
 def test_accepted_without_the_link_is_offline(make):
+    # Accepted with the link down: the BootNotifier publishes CsmsOnline(False), never CsmsOnline(True).
     rig = make(AllowOfflineTxForUnknownId=True)
-    rig.auth.tell(RegistrationChanged("Accepted", 300))
+    rig.auth.tell(CsmsOnline(False))
     assert rig.decide().source == "offline-unknown"
 
 
@@ -320,7 +320,7 @@ def test_clear_cache_is_accepted_and_really_empties_the_cache(make):
     rig.learn("TAG2", "Blocked")
     assert len(rig.cache()) == 2
     link = Probe()
-    rig.auth.tell(CallReceived("c1", "ClearCache", freeze({}), link.ref))
+    rig.auth.tell(csms_request("c1", "ClearCache", {}, link.ref))
     assert link.expect(ReplyResult) == ReplyResult("c1", "ClearCache", freeze({"status": "Accepted"}))
     assert rig.cache() == {}
     assert rig.decide("TAG1").info["status"] == "Invalid"  # unknown now

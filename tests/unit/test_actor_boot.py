@@ -11,10 +11,10 @@ from actors.boot.actor import BootNotifier
 from actors.infra.clock import StationClock
 from actors.shell.settings import StationSettings
 from actors.infra.ticker import ManualScheduler
-from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, LinkDown, LinkUp, RegistrationChanged,
-                             SendCall)
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, LinkDown, LinkUp, SendCall,
+                             SetConfigurationValue)
 from messages.frozen import freeze
-from tests.unit.fakes import Probe, sync
+from tests.unit.fakes import Probe, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -32,9 +32,10 @@ class Rig:
         self.scheduler = ManualScheduler()
         self.clock = StationClock(system=START.timestamp, monotonic=self.scheduler.now)
         self.link = Probe()
-        self.subscriber = Probe()
-        self.boot = BootNotifier.start(str(db_path), station, self.clock, self.link.ref, (self.subscriber.ref,),
-                                       heartbeat_interval_s, self.scheduler)
+        self.subscriber = Probe()  # plays every actor that takes CsmsOnline
+        self.configuration = Probe()
+        self.boot = BootNotifier.start(str(db_path), station, self.clock, heartbeat_interval_s, self.scheduler)
+        wire(self.boot, {SendCall: self.link, CsmsOnline: self.subscriber, SetConfigurationValue: self.configuration})
 
     def advance(self, seconds):
         sync(self.boot)  # its timers are armed before the clock moves
@@ -47,14 +48,14 @@ class Rig:
     def answer_boot(self, status="Accepted", interval=120, current_time="2025-06-07T08:09:10.000Z"):
         self.boot.tell(CallAnswered("BootNotification", freeze({"status": status, "currentTime": current_time,
                                                                 "interval": interval}), "boot", "b1"))
-        return self.subscriber.expect(RegistrationChanged)
 
-    def accepted(self, interval=120):
+    def accepted(self, interval=120) -> CsmsOnline:
         self.boot.tell(LinkUp())
         self.expect_boot()
-        changed = self.answer_boot("Accepted", interval)
+        self.answer_boot("Accepted", interval)
+        online = self.subscriber.expect(CsmsOnline)
         sync(self.boot)
-        return changed
+        return online
 
     def heartbeats(self) -> int:
         return len(self.link.messages(is_call("Heartbeat")))
@@ -81,15 +82,15 @@ def test_an_empty_serial_number_and_firmware_version_are_left_out(tmp_path):
 
 
 def test_accepted_is_told_to_subscribers_and_sets_and_persists_the_clock(rig):
-    assert rig.accepted(interval=120) == RegistrationChanged("Accepted", 120)
+    assert rig.accepted(interval=120) == CsmsOnline(True, registered=True)
     assert rig.clock.now() == datetime(2025, 6, 7, 8, 9, 10, tzinfo=timezone.utc)
-    assert rig.clock.synced
     conn = store.open_database(rig.db_path)
     try:
         assert store.get_meta(conn, "last_time") == "2025-06-07T08:09:10.000Z"
     finally:
         conn.close()
-    assert rig.boot.ask("status", timeout=5) == "Accepted"
+    # the CSMS's interval is the HeartbeatInterval (OCPP 1.6 §4.2): set through the Configuration actor
+    assert rig.configuration.expect(SetConfigurationValue) == SetConfigurationValue("HeartbeatInterval", 120)
 
 
 def test_after_accepted_a_heartbeat_goes_every_interval(rig):
@@ -134,8 +135,9 @@ def test_heartbeat_interval_zero_stops_the_heartbeat(rig):
 def test_pending_or_rejected_sends_boot_again_after_the_interval_and_no_heartbeat(rig, status):
     rig.boot.tell(LinkUp())
     rig.expect_boot()
-    assert rig.answer_boot(status, interval=60) == RegistrationChanged(status, 60)
+    rig.answer_boot(status, interval=60)
     sync(rig.boot)
+    rig.subscriber.expect_none(CsmsOnline)  # not registered: the CSMS is not online for the others
     rig.advance(59)
     rig.link.expect_none(is_call("BootNotification"))
     rig.advance(1)
@@ -185,7 +187,8 @@ def test_a_boot_failed_by_a_lost_connection_goes_again_on_link_up(rig):
 def test_no_second_boot_after_a_reconnect_once_accepted(rig):
     rig.accepted()
     rig.boot.tell(LinkDown("x"))
+    assert rig.subscriber.expect(CsmsOnline) == CsmsOnline(False)
     rig.boot.tell(LinkUp())
     sync(rig.boot)
     rig.link.expect_none(is_call("BootNotification"))
-    assert rig.boot.ask("status", timeout=5) == "Accepted"
+    assert rig.subscriber.expect(CsmsOnline) == CsmsOnline(True, registered=False)  # still Accepted

@@ -7,10 +7,9 @@ import pytest
 from actors.configuration import registry as keys
 
 from actors.infra import store
-from actors.configuration.actor import Configuration, effective_values
-from messages.events import CallReceived, ConfigurationChanged, ReplyError, ReplyResult
-from messages.frozen import freeze
-from tests.unit.fakes import Probe, sync
+from actors.configuration.actor import Configuration, ConfigurationView, effective_values
+from messages.events import ConfigurationChanged, ReplyError, ReplyResult
+from tests.unit.fakes import Probe, csms_request, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -28,16 +27,18 @@ class Rig:
         self.db_path = db_path
         self.link = Probe()
         self.subscriber = Probe()
-        self.config = Configuration.start(str(db_path), SPECS, defaults(**overrides), (self.subscriber.ref,))
+        values = defaults(**overrides)
+        self.view = ConfigurationView(SPECS, values)
+        self.config = Configuration.start(str(db_path), SPECS, values, self.view)
+        wire(self.config, {ConfigurationChanged: self.subscriber})
 
     def get(self, *key_names, uid="g1"):
+        """GetConfiguration as the link answers it: from the view the actor keeps up to date."""
         payload = {"key": list(key_names)} if key_names else {}
-        self.config.tell(CallReceived(uid, "GetConfiguration", freeze(payload), self.link.ref))
-        return self.link.expect((ReplyResult, ReplyError))
+        return self.view.get(csms_request(uid, "GetConfiguration", payload, self.link.ref))
 
     def change(self, key, value, uid="c1") -> str:
-        self.config.tell(CallReceived(uid, "ChangeConfiguration", freeze({"key": key, "value": value}),
-                                      self.link.ref))
+        self.config.tell(csms_request(uid, "ChangeConfiguration", {"key": key, "value": value}, self.link.ref))
         reply = self.link.expect(ReplyResult)
         assert (reply.unique_id, reply.action) == (uid, "ChangeConfiguration")
         return reply.payload["status"]

@@ -8,7 +8,7 @@ from actors.configuration import registry as keys
 
 from actors.infra import store
 from actors.infra.clock import StationClock
-from actors.configuration.actor import Configuration
+from actors.configuration.actor import Configuration, ConfigurationView
 from actors.devices.evse import EvseDevice
 from actors.link.actor import Link
 from actors.devices.meter import MeterDevice
@@ -18,10 +18,11 @@ from actors.infra.ticker import ManualScheduler
 from actors.sessions.actor import TransactionManager
 from hal import ConnectorHardwareState, HalError
 from messages.events import (CardPresented, ConfigurationChanged, ConnectorFaultChanged, ConnectorLockResult,
-                             EvDrawChanged, HealthCheck, LinkUp, LinkWiring, MeterSampled, Peers, PlugConnected,
-                             PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus, SocketOpened)
+                             ConnectorStatusChanged, EvDrawChanged, HealthCheck, LinkDown, LinkUp, LinkWiring,
+                             MeterSampled, PlugConnected, PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus,
+                             SocketOpened, TransactionBegan, TransactionEnded, TransactionMessagesQueued)
 from messages.frozen import FrozenDict
-from tests.unit.fakes import NAN, FakeConnection, FakeEvse, FakeMeter, FakeReader, Probe, sync
+from tests.unit.fakes import NAN, FakeConnection, FakeEvse, FakeMeter, FakeReader, Probe, sync, wire, wire_all, wire_refs
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -32,10 +33,6 @@ def config(**overrides) -> dict:
     return values
 
 
-def peers(**refs) -> Peers:
-    return Peers(FrozenDict(refs))
-
-
 # --- EvseDevice ----------------------------------------------------------------------------------
 
 
@@ -44,7 +41,7 @@ class EvseRig:
         self.driver = driver or FakeEvse()
         self.transactions = Probe()
         self.evse = EvseDevice.start(self.driver)
-        self.evse.tell(peers(transactions=self.transactions.ref))
+        wire_all(self.evse, EvseDevice, self.transactions)  # everything it emits goes to the TransactionManager
         sync(self.evse)
 
 
@@ -138,16 +135,18 @@ def test_a_stalled_evse_driver_does_not_stop_the_link_or_other_actors_from_answe
                           30.0, 60.0, scheduler,
                           lambda *a: connections.append(FakeConnection(*a)) or connections[-1])
         specs = keys.registry(1, True)
-        configuration = Configuration.start(db_path, specs, config())
+        view = ConfigurationView(specs, config())
+        configuration = Configuration.start(db_path, specs, config(), view)
         transactions = TransactionManager.start(db_path, 1, True, config(),
                                                 StationClock(monotonic=scheduler.now), scheduler)
         status, txqueue, meter = Probe(), Probe(), Probe()
-        refs = peers(link=link, evse=evse, transactions=transactions, status=status.ref, txqueue=txqueue.ref,
-                     meter=meter.ref)
-        evse.tell(refs)
-        transactions.tell(refs)
+        wire_refs(evse, {t: transactions for t in EvseDevice.emits})
+        wire_refs(transactions, {(SetContactor, SetConnectorLock, ShowStatus): evse, ConnectorStatusChanged: status,
+                                 TransactionMessagesQueued: txqueue, (TransactionBegan, TransactionEnded): meter})
         subscriber = Probe()
-        link.tell(LinkWiring(FrozenDict({"GetConfiguration": configuration}), (subscriber.ref,)))
+        wire(link, {(LinkUp, LinkDown): subscriber})
+        # GetConfiguration is answered on the link's socket thread, from the Configuration actor's view
+        link.tell(LinkWiring(FrozenDict({}), FrozenDict({"GetConfiguration": view.get})))
 
         evse.tell(SetContactor(1, True))
         assert entered.wait(5), "the driver call never started"
@@ -182,7 +181,7 @@ class MeterRig:
                                         failures_before_fault=failures_before_fault, scheduler=self.scheduler)
 
     def wire(self):
-        self.device.tell(peers(transactions=self.transactions.ref, meter=self.meter.ref))
+        wire(self.device, {MeterSampled: [self.transactions, self.meter], ConnectorFaultChanged: self.transactions})
         sync(self.device)
 
     def poll(self):
@@ -299,7 +298,7 @@ def test_every_card_tap_goes_to_transactions():
     reader = FakeReader()
     transactions = Probe()
     rfid = RfidListener.start(reader)
-    rfid.tell(peers(transactions=transactions.ref))
+    wire_all(rfid, RfidListener, transactions)
     sync(rfid)
     for tag in ("ABC", "ABC", "DEF"):
         reader.tap(tag)
@@ -311,7 +310,7 @@ def test_a_reader_that_cannot_be_opened_faults_the_station():
     reader.fail("open", HalError("pcscd not running", "ReaderFailure"))
     transactions = Probe()
     rfid = RfidListener.start(reader)
-    rfid.tell(peers(transactions=transactions.ref))
+    wire_all(rfid, RfidListener, transactions)
     fault = transactions.expect(ConnectorFaultChanged)
     assert (fault.connector, fault.error_code) == (0, "ReaderFailure")
     rfid.stop()
@@ -321,7 +320,7 @@ def test_a_reader_that_cannot_be_opened_faults_the_station():
 def test_the_reader_is_closed_when_the_actor_stops():
     reader = FakeReader()
     rfid = RfidListener.start(reader)
-    rfid.tell(peers(transactions=Probe().ref))
+    wire_all(rfid, RfidListener, Probe())
     sync(rfid)
     rfid.stop()
     assert reader.calls_to("close") == [()]

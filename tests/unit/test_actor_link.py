@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,11 +10,11 @@ import pytest
 from actors.link.actor import Link
 from actors.shell.settings import CsmsSettings
 from actors.infra.ticker import ManualScheduler
-from messages.events import (CallAnswered, CallFailed, CallReceived, ConfigurationChanged, HealthCheck, LinkDown,
-                             LinkUp, LinkWiring, RegistrationChanged, ReplyError, ReplyResult, SendCall,
-                             SocketClosed, SocketOpened)
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, HealthCheck, LinkDown,
+                             LinkUp, LinkWiring, SendCall, SocketClosed, SocketOpened)
 from messages.frozen import FrozenDict, freeze
-from tests.unit.fakes import FakeConnection, Probe, sync
+from messages.requests import ChangeConfiguration, CsmsRequest, GetConfiguration
+from tests.unit.fakes import FakeConnection, Probe, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -37,14 +38,15 @@ class Rig:
         self.caller = Probe()
         routes = FrozenDict({"GetConfiguration": self.handler.ref, "ChangeConfiguration": self.handler.ref,
                              "RemoteStartTransaction": self.handler.ref})
-        self.link.tell(LinkWiring(routes, (self.subscriber.ref,)))
+        wire(self.link, {(LinkUp, LinkDown): self.subscriber})
+        self.link.tell(LinkWiring(routes))
         sync(self.link)
         self.conn = self.connections[0]
 
     def online(self, accepted=True):
         self.link.tell(SocketOpened(1))
         if accepted:
-            self.link.tell(RegistrationChanged("Accepted", 300))
+            self.link.tell(CsmsOnline(True, registered=True))
         self.subscriber.expect(LinkUp)
         sync(self.link)
 
@@ -53,6 +55,13 @@ class Rig:
 
     def inbound(self, frame) -> None:
         self.conn.on_text(frame if isinstance(frame, str) else json.dumps(frame), 1)
+
+    def change_request(self, uid: str) -> ChangeConfiguration:
+        """A ChangeConfiguration from the CSMS as its handler gets it (its reply_to is the link's Replier)."""
+        self.inbound([2, uid, "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"}])
+        request = self.handler.expect(ChangeConfiguration)
+        assert request.unique_id == uid
+        return request
 
     def advance(self, seconds: float) -> None:
         sync(self.link)  # its response timer is armed before the clock moves
@@ -96,14 +105,14 @@ def test_a_close_of_an_older_socket_is_ignored(rig):
 
 def test_a_valid_call_is_routed_to_its_handler_with_a_frozen_payload(rig):
     rig.inbound([2, "u1", "GetConfiguration", {"key": ["HeartbeatInterval"]}])
-    received = rig.handler.expect(CallReceived)
-    assert (received.unique_id, received.action) == ("u1", "GetConfiguration")
-    assert received.payload == {"key": ["HeartbeatInterval"]}
-    assert isinstance(received.payload, FrozenDict)
-    assert received.payload["key"] == ("HeartbeatInterval",)
+    received = rig.handler.expect(GetConfiguration)  # the typed request, made once at the link
+    assert (received.unique_id, received.ACTION) == ("u1", "GetConfiguration")
+    assert received.keys == ("HeartbeatInterval",)  # frozen: a tuple, not the JSON list
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        received.keys = ()
     assert rig.conn.nothing_sent()
     # reply_to answers straight on the connection, from the handler's thread
-    received.reply_to.tell(ReplyResult("u1", "GetConfiguration", FrozenDict({"configurationKey": []})))
+    received.reply(configurationKey=[])
     assert rig.conn.next_sent() == [3, "u1", {"configurationKey": []}]
 
 
@@ -111,7 +120,7 @@ def test_an_unknown_action_is_answered_not_implemented(rig):
     rig.inbound([2, "u2", "MakeCoffee", {}])
     frame = rig.conn.next_sent()
     assert frame[:3] == [4, "u2", "NotImplemented"]
-    rig.handler.expect_none(CallReceived)
+    rig.handler.expect_none(CsmsRequest)
 
 
 def test_a_known_action_without_a_handler_is_answered_not_supported(rig):
@@ -131,29 +140,32 @@ def test_a_call_that_breaks_its_schema_is_answered_with_the_matching_error(rig, 
     rig.inbound([2, "u4", "ChangeConfiguration", payload])
     frame = rig.conn.next_sent()
     assert frame[:3] == [4, "u4", code]
-    rig.handler.expect_none(CallReceived)
+    rig.handler.expect_none(CsmsRequest)
 
 
 def test_malformed_json_is_answered_formation_violation(rig):
     rig.inbound('[2, "u5", "GetConfiguration", {')
     frame = rig.conn.next_sent()
     assert frame[:3] == [4, "u5", "FormationViolation"]
-    rig.handler.expect_none(CallReceived)
+    rig.handler.expect_none(CsmsRequest)
+
+
+# Handlers answer through the request's reply_to (the link's Replier), no longer through the Link actor.
 
 
 def test_a_reply_result_is_encoded_and_sent(rig):
-    rig.link.tell(ReplyResult("u6", "ChangeConfiguration", freeze({"status": "Accepted"})))
+    rig.change_request("u6").reply(status="Accepted")
     assert rig.conn.next_sent() == [3, "u6", {"status": "Accepted"}]
 
 
 def test_an_invalid_reply_result_becomes_internal_error(rig):
-    rig.link.tell(ReplyResult("u7", "ChangeConfiguration", freeze({"status": "Maybe"})))
+    rig.change_request("u7").reply(status="Maybe")
     frame = rig.conn.next_sent()
     assert frame[:3] == [4, "u7", "InternalError"]
 
 
 def test_a_reply_error_is_encoded_and_sent(rig):
-    rig.link.tell(ReplyError("u8", "OccurenceConstraintViolation", "too many keys"))
+    rig.change_request("u8").fail("OccurenceConstraintViolation", "too many keys")
     assert rig.conn.next_sent() == [4, "u8", "OccurenceConstraintViolation", "too many keys", {}]
 
 
@@ -261,7 +273,7 @@ def test_before_registration_only_before_boot_calls_go_out(rig):
     rig.caller.expect(CallAnswered)
     rig.settled()
     assert rig.conn.nothing_sent()  # the Heartbeat still waits
-    rig.link.tell(RegistrationChanged("Accepted", 300))
+    rig.link.tell(CsmsOnline(True, registered=True))
     assert rig.conn.next_sent()[2] == "Heartbeat"
 
 
@@ -340,13 +352,13 @@ def test_a_read_only_request_is_answered_on_the_socket_thread_from_its_reader():
     handler = Probe()
     made = []
     link = Link.start(CSMS, "CP1", 30.0, 60.0, ManualScheduler(), lambda *a: made.append(FakeConnection(*a)) or made[-1])
-    link.tell(LinkWiring(FrozenDict({"ChangeConfiguration": handler.ref}), (), FrozenDict({"GetConfiguration": view.get})))
+    link.tell(LinkWiring(FrozenDict({"ChangeConfiguration": handler.ref}), FrozenDict({"GetConfiguration": view.get})))
     sync(link)
     conn = made[0]
     conn.on_text(json.dumps([2, "g1", "GetConfiguration", {"key": ["HeartbeatInterval", "Nope"]}]), 1)
     assert conn.next_sent() == [3, "g1", {"configurationKey": [
         {"key": "HeartbeatInterval", "readonly": False, "value": "300"}], "unknownKey": ["Nope"]}]
-    handler.expect_none(CallReceived)
+    handler.expect_none(CsmsRequest)
     view.publish({**{n: s.default for n, s in specs.items()}, "HeartbeatInterval": 5})
     conn.on_text(json.dumps([2, "g2", "GetConfiguration", {"key": ["HeartbeatInterval"]}]), 1)
     assert conn.next_sent()[2]["configurationKey"][0]["value"] == "5"

@@ -13,10 +13,9 @@ from actors.infra import store
 from actors.infra.clock import StationClock
 from actors.metering.actor import MeterSampler
 from actors.infra.ticker import ManualScheduler
-from messages.events import (ConfigurationChanged, MeterReading, MeterSampled, Peers, SampledValue, SendCall,
+from messages.events import (ConfigurationChanged, MeterReading, MeterSampled, SampledValue, SendCall,
                              TransactionBegan, TransactionEnded, TransactionMessagesQueued)
-from messages.frozen import FrozenDict
-from tests.unit.fakes import Probe, sync
+from tests.unit.fakes import Probe, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -38,7 +37,7 @@ class Rig:
         self.link = Probe()
         self.txqueue = Probe()
         self.meter = MeterSampler.start(str(db_path), config(**overrides), self.clock, self.scheduler)
-        self.meter.tell(Peers(FrozenDict({"link": self.link.ref, "txqueue": self.txqueue.ref})))
+        wire(self.meter, {SendCall: self.link, TransactionMessagesQueued: self.txqueue})
 
     def reading(self, energy_wh, connector=1, values=()):
         self.meter.tell(MeterSampled(MeterReading(connector, energy_wh, values)))
@@ -70,7 +69,7 @@ def stamps(rows) -> list[str]:
 def test_samples_are_stamped_at_exact_multiples_of_the_interval_from_the_transaction_start(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=15)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 5, None, 1000))
+    rig.meter.tell(TransactionBegan(1, 5, 1000))
     sync(rig.meter)
     rig.lag_s = 0.4
     rig.advance(14.9)
@@ -95,7 +94,7 @@ def test_the_sampled_measurands_are_the_configured_ones(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=10,
               MeterValuesSampledData="Energy.Active.Import.Register,Power.Active.Import")
     rig.reading(1000, values=(SampledValue("Power.Active.Import", 7200.0, "W"), SampledValue("Voltage", 230.0, "V")))
-    rig.meter.tell(TransactionBegan(1, 1, None, 1000))
+    rig.meter.tell(TransactionBegan(1, 1, 1000))
     rig.advance(10)
     [row] = rig.queued()
     assert [(v["measurand"], v["value"], v["unit"]) for v in row["payload"]["meterValue"][0]["sampledValue"]] == \
@@ -105,7 +104,7 @@ def test_the_sampled_measurands_are_the_configured_ones(tmp_path):
 def test_no_samples_after_the_transaction_ends(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=10)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, None, 1000))
+    rig.meter.tell(TransactionBegan(1, 1, 1000))
     rig.advance(10)
     rig.meter.tell(TransactionEnded(1, 1))
     rig.advance(30)
@@ -115,10 +114,10 @@ def test_no_samples_after_the_transaction_ends(tmp_path):
 def test_a_new_transaction_ignores_the_ticks_of_the_previous_one(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=10)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, None, 1000))
+    rig.meter.tell(TransactionBegan(1, 1, 1000))
     rig.advance(4)
     rig.meter.tell(TransactionEnded(1, 1))
-    rig.meter.tell(TransactionBegan(1, 2, None, 1000))  # at 10:00:11.250
+    rig.meter.tell(TransactionBegan(1, 2, 1000))  # at 10:00:11.250
     rig.advance(6)  # the old tick at 10:00:17.250 must not sample
     assert rig.queued() == []
     rig.advance(4)
@@ -129,7 +128,7 @@ def test_a_new_transaction_ignores_the_ticks_of_the_previous_one(tmp_path):
 def test_sample_interval_zero_samples_nothing(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=0)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, None, 1000))
+    rig.meter.tell(TransactionBegan(1, 1, 1000))
     rig.advance(3600)
     assert rig.queued() == []
 
@@ -137,7 +136,7 @@ def test_sample_interval_zero_samples_nothing(tmp_path):
 def test_a_changed_sample_interval_applies_to_the_running_transaction(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=60)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, None, 1000))
+    rig.meter.tell(TransactionBegan(1, 1, 1000))
     rig.advance(5)
     rig.meter.tell(ConfigurationChanged("MeterValueSampleInterval", 10))
     rig.advance(10)
@@ -146,7 +145,7 @@ def test_a_changed_sample_interval_applies_to_the_running_transaction(tmp_path):
 
 def test_without_a_reading_nothing_is_queued(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=10)
-    rig.meter.tell(TransactionBegan(1, 1, None, 0))
+    rig.meter.tell(TransactionBegan(1, 1, 0))
     rig.advance(10)
     assert rig.queued() == []
     rig.txqueue.expect_none(TransactionMessagesQueued)
@@ -179,7 +178,7 @@ def test_an_idle_connectors_aligned_values_go_straight_to_the_link_on_exact_boun
 def test_aligned_values_during_a_transaction_are_queued_as_transaction_data(tmp_path):
     rig = Rig(tmp_path / "station.db", ClockAlignedDataInterval=900, MeterValueSampleInterval=0)
     rig.reading(700)
-    rig.meter.tell(TransactionBegan(1, 9, None, 700))
+    rig.meter.tell(TransactionBegan(1, 9, 700))
     rig.advance(900 - 7.25)  # 10:15:00
     [row] = rig.queued()
     assert (row["local_id"], row["periodic"]) == (9, 1)
@@ -212,7 +211,7 @@ def test_aligned_interval_zero_sends_nothing(tmp_path):
 def test_a_forward_clock_jump_during_a_transaction_does_not_burst_catch_up_samples(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=60)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, None, 1000))
+    rig.meter.tell(TransactionBegan(1, 1, 1000))
     rig.advance(30)
     rig.clock.set(rig.clock.now().replace(hour=11))  # BootNotification.conf after an offline start: +1 h
     rig.advance(30)  # the first sample is due

@@ -8,10 +8,9 @@ import pytest
 
 from actors.reset.actor import EXIT_RESET, GRACE_S, ResetManager
 from actors.infra.ticker import ManualScheduler
-from messages.events import (AllTransactionsStopped, CallReceived, NotifyWhenDrained, Peers, QueueDrained, ReplyResult,
-                             ShutDown, StopAllTransactions)
-from messages.frozen import FrozenDict, freeze
-from tests.unit.fakes import Probe, sync
+from messages.events import (AllTransactionsStopped, NotifyWhenDrained, QueueDrained, ReplyResult, ShutDown,
+                             StopAllTransactions)
+from tests.unit.fakes import Probe, csms_request, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -23,8 +22,7 @@ class Rig:
         self._exits: list[int] = []
         self.link, self.transactions, self.txqueue = Probe(), Probe(), Probe()
         self.reset = ResetManager.start(self._request_exit, self.scheduler)
-        self.reset.tell(Peers(FrozenDict({"transactions": self.transactions.ref, "txqueue": self.txqueue.ref,
-                                          "link": self.link.ref})))
+        wire(self.reset, {StopAllTransactions: self.transactions, NotifyWhenDrained: self.txqueue})
 
     def _request_exit(self, code: int) -> None:  # called on the actor's thread
         with self._lock:
@@ -37,7 +35,7 @@ class Rig:
             return list(self._exits)
 
     def request_reset(self, kind: str, uid="r1") -> ReplyResult:
-        self.reset.tell(CallReceived(uid, "Reset", freeze({"type": kind}), self.link.ref))
+        self.reset.tell(csms_request(uid, "Reset", {"type": kind}, self.link.ref))
         return self.link.expect(ReplyResult)
 
     def advance(self, seconds):

@@ -8,9 +8,8 @@ import pytest
 
 from actors.status.actor import StatusDebouncer
 from actors.infra.ticker import ManualScheduler
-from messages.events import (CallFailed, ConfigurationChanged, ConnectorStatusChanged, LinkDown, LinkUp,
-                             RegistrationChanged, SendCall)
-from tests.unit.fakes import Probe, sync
+from messages.events import CallFailed, ConfigurationChanged, ConnectorStatusChanged, CsmsOnline, SendCall
+from tests.unit.fakes import Probe, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -29,7 +28,8 @@ class Rig:
     def __init__(self, minimum_s=0):
         self.scheduler = ManualScheduler()
         self.link = Probe()
-        self.status = StatusDebouncer.start(self.link.ref, minimum_s, self.scheduler)
+        self.status = StatusDebouncer.start(minimum_s, self.scheduler)
+        wire(self.status, {SendCall: self.link})
 
     def changed(self, connector, status, seconds=0.0, error_code="NoError", info=""):
         self.status.tell(ConnectorStatusChanged(connector, status, error_code, info, "", at(seconds)))
@@ -48,20 +48,23 @@ class Rig:
         return [dict(c.payload) for c in calls]
 
     def registered(self):
-        self.status.tell(LinkUp())
-        self.status.tell(RegistrationChanged("Accepted", 300))
+        self.status.tell(CsmsOnline(True, registered=True))
         return self.sent()
+
+    def link_down(self):
+        self.status.tell(CsmsOnline(False))
+
+    def link_up(self):
+        """A reconnect while Accepted: online again, not a new registration."""
+        self.status.tell(CsmsOnline(True))
 
 
 def test_nothing_is_sent_before_accepted_and_link_up():
     rig = Rig()
     rig.changed(0, "Available")
     rig.changed(1, "Available")
-    assert rig.sent() == []
-    rig.status.tell(LinkUp())
-    assert rig.sent() == []
-    rig.status.tell(LinkDown("x"))
-    rig.status.tell(RegistrationChanged("Accepted", 300))
+    assert rig.sent() == []  # no CsmsOnline yet: link up but not Accepted publishes none
+    rig.status.tell(CsmsOnline(False))
     assert rig.sent() == []
 
 
@@ -80,8 +83,7 @@ def test_on_accepted_every_connector_is_reported_with_when_its_status_began():
 def test_the_calls_carry_the_debouncer_as_reply_to_and_the_connector_as_tag():
     rig = Rig()
     rig.changed(1, "Available")
-    rig.status.tell(LinkUp())
-    rig.status.tell(RegistrationChanged("Accepted", 300))
+    rig.status.tell(CsmsOnline(True, registered=True))
     call = rig.link.expect(status_call)
     assert (call.reply_to, call.tag) == (rig.status, 1)
 
@@ -153,10 +155,10 @@ def test_changes_made_while_offline_are_reported_after_link_up():
     rig = Rig(minimum_s=0)
     rig.changed(1, "Available")
     rig.registered()
-    rig.status.tell(LinkDown("x"))
+    rig.link_down()
     rig.changed(1, "Preparing", seconds=5)
     assert rig.sent() == []
-    rig.status.tell(LinkUp())
+    rig.link_up()
     assert rig.sent() == [{"connectorId": 1, "status": "Preparing", "errorCode": "NoError",
                            "timestamp": "2025-05-01T10:00:05.000Z"}]
 
@@ -165,11 +167,11 @@ def test_a_status_that_held_while_offline_is_reported_after_link_up():
     rig = Rig(minimum_s=5)
     rig.changed(1, "Available")
     rig.registered()
-    rig.status.tell(LinkDown("x"))
+    rig.link_down()
     rig.changed(1, "Preparing", seconds=5)
     rig.advance(10)
     assert rig.sent() == []
-    rig.status.tell(LinkUp())
+    rig.link_up()
     assert [(p["status"], p["timestamp"]) for p in rig.sent()] == [("Preparing", "2025-05-01T10:00:05.000Z")]
 
 
@@ -177,8 +179,8 @@ def test_an_unchanged_status_is_not_reported_again_after_a_reconnect():
     rig = Rig()
     rig.changed(1, "Available")
     rig.registered()
-    rig.status.tell(LinkDown("x"))
-    rig.status.tell(LinkUp())
+    rig.link_down()
+    rig.link_up()
     assert rig.sent() == []
 
 
@@ -187,6 +189,6 @@ def test_a_status_notification_that_failed_is_reported_again_after_link_up():
     rig.changed(1, "Available")
     rig.registered()
     rig.status.tell(CallFailed("StatusNotification", "Disconnected", 1, "s1"))
-    rig.status.tell(LinkDown("x"))
-    rig.status.tell(LinkUp())
+    rig.link_down()
+    rig.link_up()
     assert [p["status"] for p in rig.sent()] == ["Available"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 
 import pytest
 
@@ -11,11 +13,11 @@ from actors.configuration import registry as keys
 from actors.infra import store
 from actors.infra.ticker import ManualScheduler
 from actors.txqueue.actor import TransactionMessageQueue
-from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, IdTagInfoReceived, LinkDown, LinkUp,
-                             NotifyWhenDrained, Peers, QueueDrained, RegistrationChanged, SendCall,
-                             TransactionIdAssigned, TransactionMessageDropped, TransactionMessagesQueued)
-from messages.frozen import FrozenDict, freeze
-from tests.unit.fakes import Probe, sync
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, IdTagInfoReceived,
+                             NotifyWhenDrained, QueueDrained, SendCall, TransactionIdAssigned,
+                             TransactionMessagesQueued)
+from messages.frozen import freeze
+from tests.unit.fakes import Probe, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -43,17 +45,21 @@ def stop_payload(id_tag=None):
     return payload
 
 
+DROPPED = re.compile(r"(\w+) for transaction (-?\d+) dropped after")
+
+
 class Rig:
-    def __init__(self, db_path, max_messages=100, **overrides):
+    def __init__(self, db_path, max_messages=100, caplog=None, **overrides):
         self.db_path = db_path
+        self.caplog = caplog
         self.scheduler = ManualScheduler()
         self.conn = store.open_database(db_path)  # the test is the producer
         self.link = Probe()
         self.transactions = Probe()
         self.authorization = Probe()
         self.queue = TransactionMessageQueue.start(str(db_path), config(**overrides), max_messages, self.scheduler)
-        self.queue.tell(Peers(FrozenDict({"link": self.link.ref, "transactions": self.transactions.ref,
-                                          "authorization": self.authorization.ref})))
+        wire(self.queue, {SendCall: self.link, TransactionIdAssigned: self.transactions,
+                          IdTagInfoReceived: self.authorization})
 
     def close(self):
         self.conn.close()
@@ -69,8 +75,17 @@ class Rig:
         return seqs
 
     def ready(self):
-        self.queue.tell(RegistrationChanged("Accepted", 300))
-        self.queue.tell(LinkUp())
+        self.queue.tell(CsmsOnline(True, registered=True))
+
+    def dropped(self) -> list[tuple[int, str]]:
+        """(local_id, action) of every message given up on so far: the queue logs each drop at ERROR."""
+        sync(self.queue)
+        found = []
+        for record in self.caplog.records:
+            match = DROPPED.match(record.getMessage())
+            if match and record.name == "actors.txqueue.actor" and record.levelno == logging.ERROR:
+                found.append((int(match.group(2)), match.group(1)))
+        return found
 
     def sent(self) -> SendCall:
         return self.link.expect(SendCall)
@@ -96,18 +111,18 @@ class Rig:
 
 
 @pytest.fixture
-def rig(tmp_path):
-    r = Rig(tmp_path / "station.db")
+def rig(tmp_path, caplog):
+    r = Rig(tmp_path / "station.db", caplog=caplog)
     yield r
     r.close()
 
 
 @pytest.fixture
-def make(tmp_path):
+def make(tmp_path, caplog):
     made = []
 
     def build(**kw):
-        r = Rig(tmp_path / f"station{len(made)}.db", **kw)
+        r = Rig(tmp_path / f"station{len(made)}.db", caplog=caplog, **kw)
         made.append(r)
         return r
     yield build
@@ -120,14 +135,10 @@ def make(tmp_path):
 
 def test_the_head_waits_for_both_accepted_and_link_up(rig):
     rig.produce(("StartTransaction", 1, start_payload()))
+    rig.nothing_sent()  # no CsmsOnline yet
+    rig.queue.tell(CsmsOnline(False))  # link up but Pending, or Accepted but the link down
     rig.nothing_sent()
-    rig.queue.tell(RegistrationChanged("Accepted", 300))
-    rig.nothing_sent()
-    rig.queue.tell(LinkDown("x"))
-    rig.queue.tell(RegistrationChanged("Pending", 300))
-    rig.queue.tell(LinkUp())
-    rig.nothing_sent()
-    rig.queue.tell(RegistrationChanged("Accepted", 300))
+    rig.queue.tell(CsmsOnline(True, registered=True))  # link up and Accepted
     call = rig.sent()
     assert call.action == "StartTransaction" and call.payload == start_payload()
     assert call.unique_id == "StartTransaction-1-0"  # the stored message id
@@ -167,9 +178,8 @@ def test_messages_of_a_start_transaction_never_answered_carry_minus_one(make):
     rig.ready()
     rig.produce(("StartTransaction", 3, start_payload()), ("StopTransaction", 3, stop_payload()))
     rig.fail(rig.sent())
-    dropped = rig.transactions.expect(TransactionMessageDropped)
-    assert (dropped.local_id, dropped.action) == (3, "StartTransaction")
     stop = rig.sent()
+    assert rig.dropped() == [(3, "StartTransaction")]
     assert stop.action == "StopTransaction" and stop.payload["transactionId"] == -1
 
 
@@ -195,8 +205,8 @@ def test_a_call_error_is_retried_after_retry_interval_times_attempts_with_the_sa
     third = rig.sent()
     assert third.unique_id == first.unique_id
     rig.fail(third, reason="Invalid")  # the third attempt: dropped, the next message goes at once
-    rig.transactions.expect(TransactionMessageDropped(1, "StopTransaction"))
     nxt = rig.sent()
+    assert rig.dropped() == [(1, "StopTransaction")]
     assert nxt.unique_id != first.unique_id and nxt.payload["transactionId"] == -1
     assert [r["local_id"] for r in rig.rows()] == [2]
 
@@ -209,7 +219,7 @@ def test_retry_settings_can_be_changed(rig):
     rig.fail(rig.sent())
     rig.advance(1)
     rig.fail(rig.sent())
-    rig.transactions.expect(TransactionMessageDropped)
+    assert rig.dropped() == [(1, "StopTransaction")]
     assert rig.rows() == []
 
 
@@ -219,11 +229,11 @@ def test_a_lost_connection_is_not_an_attempt(make):
     rig.produce(("StopTransaction", 1, stop_payload()))
     first = rig.sent()
     rig.fail(first, reason="Disconnected", code="")
-    rig.queue.tell(LinkDown("x"))
+    rig.queue.tell(CsmsOnline(False))
     rig.nothing_sent()
     assert rig.rows()[0]["attempts"] == 0
-    rig.transactions.expect_none(TransactionMessageDropped)
-    rig.queue.tell(LinkUp())
+    assert rig.dropped() == []
+    rig.queue.tell(CsmsOnline(True))
     again = rig.sent()
     assert again.unique_id == first.unique_id
 
@@ -233,8 +243,8 @@ def test_our_own_refused_payload_is_dropped_at_once(make):
     rig.ready()
     rig.produce(("StopTransaction", 1, stop_payload()), ("StopTransaction", 2, stop_payload()))
     rig.fail(rig.sent(), reason="Refused", code="OccurenceConstraintViolation")
-    rig.transactions.expect(TransactionMessageDropped(1, "StopTransaction"))
     nxt = rig.sent()
+    assert rig.dropped() == [(1, "StopTransaction")]
     assert [(r["seq"], r["local_id"]) for r in rig.rows()] == [(nxt.tag, 2)]
 
 

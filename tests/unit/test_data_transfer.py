@@ -14,9 +14,9 @@ from messages.events import DataTransferAnswered, DataTransferFailed, SendDataTr
 from actors.infra.ticker import ManualScheduler
 from actors.data_transfer.vendors import VendorRegistry, VendorReply
 from messages import validation
-from messages.events import CallAnswered, CallFailed, CallReceived, Peers, ReplyResult, SendCall
-from messages.frozen import FrozenDict, freeze, thaw
-from tests.unit.fakes import Probe, sync
+from messages.events import CallAnswered, CallFailed, ReplyResult, SendCall
+from messages.frozen import freeze, thaw
+from tests.unit.fakes import Probe, csms_request, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -31,7 +31,8 @@ class Rig:
     def __init__(self, registry: VendorRegistry, **kwargs):
         self.scheduler = ManualScheduler()
         self.link = Probe()
-        self.actor = DataTransfer.start(registry, self.link.ref, scheduler=self.scheduler, **kwargs)
+        self.actor = DataTransfer.start(registry, scheduler=self.scheduler, **kwargs)
+        wire(self.actor, {SendCall: self.link})
 
     def request(self, vendor_id, message_id=None, data=None, uid="d1") -> None:
         payload = {"vendorId": vendor_id}
@@ -40,7 +41,7 @@ class Rig:
         if data is not None:
             payload["data"] = data
         validation.validate("DataTransfer", payload)  # what the link lets through
-        self.actor.tell(CallReceived(uid, "DataTransfer", freeze(payload), self.link.ref))
+        self.actor.tell(csms_request(uid, "DataTransfer", payload, self.link.ref))
 
     def answer(self, uid="d1") -> dict:
         reply = self.link.expect(lambda m: isinstance(m, ReplyResult) and m.unique_id == uid)
@@ -361,17 +362,11 @@ def test_a_failed_call_is_forwarded_as_data_transfer_failed(reason):
     assert failed.detail == (f"{code}: why" if code else "why")
 
 
-def test_without_a_link_the_request_fails_at_once():
-    caller = Probe()
-    actor = DataTransfer.start(VendorRegistry(), None, scheduler=ManualScheduler())
-    actor.tell(SendDataTransfer("com.acme", reply_to=caller.ref, tag="t"))
-    assert caller.expect(DataTransferFailed) == DataTransferFailed("t", "Disconnected", "no link")
-
-
 def test_the_link_can_arrive_with_peers():
+    # The link is no constructor argument any more: it arrives with the station's Wired routes.
     link, caller = Probe(), Probe()
-    actor = DataTransfer.start(VendorRegistry(), None, scheduler=ManualScheduler())
-    actor.tell(Peers(FrozenDict({"link": link.ref})))
+    actor = DataTransfer.start(VendorRegistry(), scheduler=ManualScheduler())
+    wire(actor, {SendCall: link})
     actor.tell(SendDataTransfer("com.acme", reply_to=caller.ref, tag="t"))
     assert link.expect(SendCall).payload == {"vendorId": "com.acme"}
 
