@@ -1,6 +1,7 @@
 """The OCPP 1.6 configuration key registry: every key this station knows (OCPP 1.6 §9).
 
-For each key: its type, default, whether the CSMS may change it (readonly), whether a
+Each feature declares the keys it owns in its own `keys.py` (see FEATURES); this module holds the
+machinery. For each key: its type, default, whether the CSMS may change it (readonly), whether a
 change needs a reboot (RebootRequired), and its range or allowed items. Values are kept
 typed (bool, int, str); `to_wire` gives the OCPP string. Only keys whose feature is really
 implemented are listed, so GetConfiguration tells the truth.
@@ -8,6 +9,7 @@ implemented are listed, so GetConfiguration tells the truth.
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
 
@@ -39,46 +41,39 @@ class KeySpec:
     max_length: int = 500  # OCPP 1.6 §9: values are CiString500
 
 
-def _specs(connectors: int, fixed_cable: bool) -> list[KeySpec]:
-    measurand_list = dict(kind="csl", items=MEASURANDS, max_items=len(MEASURANDS))
-    return [
-        KeySpec("AllowOfflineTxForUnknownId", "bool", False),
-        KeySpec("AuthorizationCacheEnabled", "bool", True),
-        KeySpec("AuthorizeRemoteTxRequests", "bool", True),
-        KeySpec("ClockAlignedDataInterval", "int", 0, minimum=0, maximum=86400),
-        KeySpec("ConnectionTimeOut", "int", 60, minimum=1, maximum=3600),
-        KeySpec("ConnectorPhaseRotation", "csl", ",".join(f"{c}.Unknown" for c in range(connectors + 1))),
-        KeySpec("GetConfigurationMaxKeys", "int", 100, readonly=True, minimum=1, maximum=1000),
-        KeySpec("HeartbeatInterval", "int", 300, minimum=0, maximum=86400),
-        KeySpec("LocalAuthorizeOffline", "bool", True),
-        KeySpec("LocalPreAuthorize", "bool", False),
-        KeySpec("MaxEnergyOnInvalidId", "int", 0, minimum=0, maximum=1_000_000),
-        KeySpec("MeterValuesAlignedData", default="Energy.Active.Import.Register", **measurand_list),
-        KeySpec("MeterValuesAlignedDataMaxLength", "int", len(MEASURANDS), readonly=True),
-        KeySpec("MeterValuesSampledData", default="Energy.Active.Import.Register", **measurand_list),
-        KeySpec("MeterValuesSampledDataMaxLength", "int", len(MEASURANDS), readonly=True),
-        KeySpec("MeterValueSampleInterval", "int", 60, minimum=0, maximum=86400),
-        KeySpec("MessageTimeout", "int", 30, minimum=1, maximum=600),  # OCPP 1.6 errata 3.83
-        KeySpec("MinimumStatusDuration", "int", 0, minimum=0, maximum=3600),
-        KeySpec("NumberOfConnectors", "int", connectors, readonly=True),
-        KeySpec("ResetRetries", "int", 3, minimum=0, maximum=10),
-        KeySpec("StopTransactionOnEVSideDisconnect", "bool", True),
-        KeySpec("StopTransactionOnInvalidId", "bool", True),
-        KeySpec("StopTxnAlignedData", default="", **measurand_list),
-        KeySpec("StopTxnAlignedDataMaxLength", "int", len(MEASURANDS), readonly=True),
-        KeySpec("StopTxnSampledData", default="", **measurand_list),
-        KeySpec("StopTxnSampledDataMaxLength", "int", len(MEASURANDS), readonly=True),
-        KeySpec("SupportedFeatureProfiles", "csl", "Core", readonly=True),
-        KeySpec("TransactionMessageAttempts", "int", 3, minimum=1, maximum=100),
-        KeySpec("TransactionMessageRetryInterval", "int", 60, minimum=0, maximum=86400),
-        # OCPP 1.6 errata 3.84: read-only (false) where a fixed cable cannot be unlocked.
-        KeySpec("UnlockConnectorOnEVSideDisconnect", "bool", not fixed_cable, readonly=fixed_cable),
-        KeySpec("WebSocketPingInterval", "int", 60, minimum=0, maximum=3600),
-    ]
+# The feature packages that own configuration keys, each in `actors/<feature>/keys.py` as
+# `keys(connectors, fixed_cable) -> list[KeySpec]`. A new feature with keys adds its name here.
+FEATURES = ("link", "boot", "status", "sessions", "txqueue", "authorization", "metering", "configuration", "reset")
+
+# GetConfiguration lists the keys in this order (OCPP 1.6 prescribes none): by name, except these two,
+# kept where the station listed them before the keys moved to their features (key: listed right after).
+_LISTED_AFTER = {"MeterValueSampleInterval": "MeterValuesSampledDataMaxLength",
+                 "MessageTimeout": "MeterValueSampleInterval"}
+
+
+def _listing_position(name: str) -> tuple[str, ...]:
+    anchor = _LISTED_AFTER.get(name)
+    return (name,) if anchor is None else _listing_position(anchor) + (name,)
+
+
+def owners(connectors: int, fixed_cable: bool) -> dict[str, list[KeySpec]]:
+    """Each feature in FEATURES and the keys it declares (imported here: its keys.py imports this module)."""
+    return {feature: importlib.import_module(f"actors.{feature}.keys").keys(connectors, fixed_cable)
+            for feature in FEATURES}
 
 
 def registry(connectors: int, fixed_cable: bool) -> dict[str, KeySpec]:
-    return {s.name: s for s in _specs(connectors, fixed_cable)}
+    """Every key of every feature, in GetConfiguration's order; a key declared twice is a ValueError."""
+    specs: dict[str, KeySpec] = {}
+    owner: dict[str, str] = {}
+    for feature, declared in owners(connectors, fixed_cable).items():
+        for spec in declared:
+            if spec.name in owner:
+                raise ValueError(f"configuration key {spec.name} declared twice (actors.{owner[spec.name]}.keys, "
+                                 f"actors.{feature}.keys): one feature owns each key")
+            owner[spec.name] = feature
+            specs[spec.name] = spec
+    return {name: specs[name] for name in sorted(specs, key=_listing_position)}
 
 
 def to_wire(value: object) -> str:

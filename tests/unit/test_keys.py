@@ -1,6 +1,10 @@
-"""actors.configuration.registry: the OCPP 1.6 configuration key registry, and how values are read and written on the wire."""
+"""actors.configuration.registry: the OCPP 1.6 configuration key registry, assembled from the keys each feature
+owns (actors/<feature>/keys.py), and how values are read and written on the wire."""
 
 from __future__ import annotations
+
+import collections
+import inspect
 
 import pytest
 
@@ -99,6 +103,94 @@ def test_the_max_length_keys_match_the_number_of_supported_measurands(specs):
 
 def test_the_errata_message_timeout_key_is_present(specs):
     assert specs["MessageTimeout"].kind == "int" and not specs["MessageTimeout"].readonly
+
+
+# --- ownership: each feature package declares the keys it owns -------------------------------
+
+# What GetConfiguration() reported, in this order, before the keys moved to their features
+# (2 connectors, fixed cable): key, readonly, default on the wire.
+REPORTED_BEFORE = [
+    ("AllowOfflineTxForUnknownId", False, "false"),
+    ("AuthorizationCacheEnabled", False, "true"),
+    ("AuthorizeRemoteTxRequests", False, "true"),
+    ("ClockAlignedDataInterval", False, "0"),
+    ("ConnectionTimeOut", False, "60"),
+    ("ConnectorPhaseRotation", False, "0.Unknown,1.Unknown,2.Unknown"),
+    ("GetConfigurationMaxKeys", True, "100"),
+    ("HeartbeatInterval", False, "300"),
+    ("LocalAuthorizeOffline", False, "true"),
+    ("LocalPreAuthorize", False, "false"),
+    ("MaxEnergyOnInvalidId", False, "0"),
+    ("MeterValuesAlignedData", False, "Energy.Active.Import.Register"),
+    ("MeterValuesAlignedDataMaxLength", True, "6"),
+    ("MeterValuesSampledData", False, "Energy.Active.Import.Register"),
+    ("MeterValuesSampledDataMaxLength", True, "6"),
+    ("MeterValueSampleInterval", False, "60"),
+    ("MessageTimeout", False, "30"),
+    ("MinimumStatusDuration", False, "0"),
+    ("NumberOfConnectors", True, "2"),
+    ("ResetRetries", False, "3"),
+    ("StopTransactionOnEVSideDisconnect", False, "true"),
+    ("StopTransactionOnInvalidId", False, "true"),
+    ("StopTxnAlignedData", False, ""),
+    ("StopTxnAlignedDataMaxLength", True, "6"),
+    ("StopTxnSampledData", False, ""),
+    ("StopTxnSampledDataMaxLength", True, "6"),
+    ("SupportedFeatureProfiles", True, "Core"),
+    ("TransactionMessageAttempts", False, "3"),
+    ("TransactionMessageRetryInterval", False, "60"),
+    ("UnlockConnectorOnEVSideDisconnect", True, "false"),
+    ("WebSocketPingInterval", False, "60"),
+]
+
+# Which feature package owns which key (the one whose actor reads it).
+OWNERS = {
+    "link": {"MessageTimeout", "WebSocketPingInterval"},
+    "boot": {"HeartbeatInterval"},
+    "status": {"MinimumStatusDuration"},
+    "sessions": {"AuthorizeRemoteTxRequests", "ConnectionTimeOut", "ConnectorPhaseRotation", "MaxEnergyOnInvalidId",
+                 "NumberOfConnectors", "StopTransactionOnEVSideDisconnect", "StopTransactionOnInvalidId",
+                 "UnlockConnectorOnEVSideDisconnect"},
+    "txqueue": {"TransactionMessageAttempts", "TransactionMessageRetryInterval"},
+    "authorization": {"AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "LocalAuthorizeOffline",
+                      "LocalPreAuthorize"},
+    "metering": {"ClockAlignedDataInterval", "MeterValuesAlignedData", "MeterValuesAlignedDataMaxLength",
+                 "MeterValuesSampledData", "MeterValuesSampledDataMaxLength", "MeterValueSampleInterval",
+                 "StopTxnAlignedData", "StopTxnAlignedDataMaxLength", "StopTxnSampledData",
+                 "StopTxnSampledDataMaxLength"},
+    "configuration": {"GetConfigurationMaxKeys", "SupportedFeatureProfiles"},
+    "reset": {"ResetRetries"},
+}
+
+
+def test_the_assembled_registry_is_what_the_station_reported_before_in_the_same_order(specs):
+    assert [(name, spec.readonly, to_wire(spec.default)) for name, spec in specs.items()] == REPORTED_BEFORE
+
+
+@pytest.mark.parametrize("connectors, fixed_cable", [(1, True), (2, False), (5, True)])
+def test_every_key_is_owned_by_exactly_one_feature_module(connectors, fixed_cable):
+    declared = keys.owners(connectors, fixed_cable)
+    counts = collections.Counter(spec.name for specs in declared.values() for spec in specs)
+    assert [name for name, n in counts.items() if n != 1] == []
+    assert set(counts) == set(keys.registry(connectors, fixed_cable))
+
+
+def test_each_key_lives_in_the_package_of_the_feature_that_uses_it():
+    declared = keys.owners(2, True)
+    assert {feature: {spec.name for spec in specs} for feature, specs in declared.items()} == OWNERS
+
+
+def test_a_key_declared_by_two_features_stops_the_assembly_naming_it_and_both_owners(monkeypatch):
+    from actors.boot import keys as boot_keys
+    from actors.reset import keys as reset_keys
+    reset_only = reset_keys.keys
+    monkeypatch.setattr(reset_keys, "keys", lambda c, f: reset_only(c, f) + boot_keys.keys(c, f))
+    with pytest.raises(ValueError, match=r"HeartbeatInterval declared twice \(actors.boot.keys, actors.reset.keys\)"):
+        keys.registry(1, True)
+
+
+def test_the_registry_module_declares_no_key_itself():
+    assert 'KeySpec("' not in inspect.getsource(keys)
 
 
 # --- parse_wire: bool -------------------------------------------------------------------------
