@@ -1,4 +1,10 @@
-"""TransactionManager: sessions from plug or card to StopTransaction, with probes as its peers."""
+"""TransactionManager, the actor: probes as its peers, a real SQLite database, a manual clock.
+
+What only the actor can show: the wiring, the effects carried out in the order the core gives them
+(the StartTransaction committed before the contactor closes, the contactor opened before the
+StopTransaction is committed), the rows and payloads in the database, timers that fire, replies that
+reach the link, restarts. The decisions themselves are tested without threads in test_session_core*.py;
+UnlockConnector, ChangeAvailability and StopAllTransactions at this level: test_connector_requests.py."""
 
 from __future__ import annotations
 
@@ -14,8 +20,8 @@ from actors.infra.clock import StationClock
 from actors.infra.ticker import ManualScheduler
 from actors.sessions.requests import DEFERRED_STOP_S
 from actors.sessions.actor import TransactionManager
-from messages.events import (CableDetached, AuthorizeTag, CardPresented, ConnectorFaultChanged, ConnectorLockResult,
-                             ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged, MeterReading, MeterSampled,
+from messages.events import (CableDetached, AuthorizeTag, CardPresented, ConnectorLockResult,
+                             ConnectorStatusChanged, MainsPowerChanged, MeterReading, MeterSampled,
                              PlugConnected, PlugDisconnected, ReplyResult, SendCall, SetConnectorLock,
                              SetContactor, ShowStatus, ShutDown, TagAuthorized, TransactionBegan, TransactionEnded,
                              TransactionIdAssigned, TransactionMessagesQueued)
@@ -45,6 +51,31 @@ def is_call(action):
     return lambda m: isinstance(m, SendCall) and m.action == action
 
 
+class RecordingManager(TransactionManager):
+    """The TransactionManager, noting on its own thread each book write and each publish, in order."""
+
+    def __init__(self, done: list, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._done = done
+
+    def opened(self) -> None:
+        super().opened()
+        book, done = self._book, self._done
+
+        class NotingBook:
+            def __getattr__(self, name):
+                def call(*args, **kwargs):
+                    done.append(f"book.{name}")
+                    return getattr(book, name)(*args, **kwargs)
+                return call
+
+        self._book = NotingBook()
+
+    def publish(self, message) -> None:
+        self._done.append(message)
+        super().publish(message)
+
+
 class Rig:
     def __init__(self, db_path, fixed_cable=False, connectors=1, backup_power=False, **overrides):
         self.db_path = db_path
@@ -53,8 +84,9 @@ class Rig:
         self.probes = {name: Probe() for name in PEERS}
         self.link, self.status, self.txqueue, self.meter, self.evse, self.authorization, self.reset = \
             (self.probes[n] for n in PEERS)
-        self.tm = TransactionManager.start(str(db_path), connectors, fixed_cable, config(**overrides), self.clock,
-                                           self.scheduler, backup_power)
+        self.done: list = []  # what the manager did, in order: "book.<method>" or a message it published
+        self.tm = RecordingManager.start(self.done, str(db_path), connectors, fixed_cable, config(**overrides),
+                                         self.clock, self.scheduler, backup_power)
         wire(self.tm, {ConnectorStatusChanged: self.status, TransactionMessagesQueued: self.txqueue,
                        (TransactionBegan, TransactionEnded): self.meter,
                        (SetContactor, SetConnectorLock, ShowStatus): self.evse, AuthorizeTag: self.authorization,
@@ -184,79 +216,13 @@ def test_an_accepted_card_on_a_socket_locks_the_connector_then_starts_the_transa
     rig.status.expect(status_is("SuspendedEV"))
 
 
-def test_a_fixed_cable_starts_without_locking(tmp_path):
-    rig = Rig(tmp_path / "station.db", fixed_cable=True)
-    rig.plug()
-    rig.answer_authorize(rig.card())
-    rig.evse.expect(SetContactor(1, True))
-    rig.evse.expect_none(SetConnectorLock)
-    assert [r["action"] for r in rig.queued()] == ["StartTransaction"]
-
-
-def test_an_ev_drawing_energy_makes_the_connector_charging(rig):
+def test_the_start_transaction_is_committed_before_the_contactor_closes_and_the_stop_after_it_opens(rig):
+    del rig.done[:]
     rig.start()
-    rig.tm.tell(EvDrawChanged(1, True))
-    rig.status.expect(status_is("Charging"))
-
-
-def test_a_lock_failure_faults_the_connector_and_starts_no_transaction(rig):
-    rig.plug()
-    rig.answer_authorize(rig.card())
-    rig.lock_answer(ok=False)
-    changed = rig.status.expect(status_is("Faulted"))
-    assert changed.error_code == "ConnectorLockFailure"
-    assert rig.queued() == []
-    assert rig.query("SELECT * FROM transactions") == []
-    rig.evse.expect_none(SetContactor)
-    rig.meter.expect_none(TransactionBegan)
-
-
-def test_a_lock_result_for_an_unknown_request_is_ignored(rig):
-    rig.plug()
-    rig.answer_authorize(rig.card())
-    rig.evse.expect(SetConnectorLock)
-    rig.tm.tell(ConnectorLockResult(1, True, True, "not-the-request"))
-    assert rig.queued() == []
-    rig.evse.expect_none(SetContactor)
-
-
-def test_a_rejected_card_leaves_the_connector_without_a_session(rig):
-    call = rig.card("BAD")
-    rig.status.expect(status_is("Preparing"))  # while it is being authorized
-    rig.answer_authorize(call, status="Blocked")
-    rig.status.expect(status_is("Available"))
-    assert rig.queued() == []
-
-
-# The offline rules themselves (LocalAuthorizeOffline, AllowOfflineTxForUnknownId, the cache) are the
-# Authorization actor's: tests/unit/test_actor_authorization.py. The manager only obeys the verdict.
-
-
-def test_an_offline_verdict_that_refuses_starts_nothing(rig):
-    rig.plug()
-    rig.answer_authorize(rig.card(), status="Invalid", source="offline")
-    rig.status.expect(status_is("Preparing"))
+    rig.tm.tell(CardPresented("TAG1"))
     rig.settle()
-    rig.evse.expect_none(SetConnectorLock)
-    assert rig.queued() == []
-
-
-def test_an_offline_verdict_for_an_unknown_card_starts_like_any_other(rig):
-    rig.plug()
-    rig.answer_authorize(rig.card(), source="offline-unknown")
-    rig.lock_answer()
-    rig.evse.expect(SetContactor(1, True))
-    assert [r["action"] for r in rig.queued()] == ["StartTransaction"]
-
-
-def test_a_verdict_for_a_tag_nobody_waits_for_is_ignored(rig):
-    rig.plug()
-    request = rig.card("TAG1")
-    rig.tm.tell(TagAuthorized("OTHER", freeze({"status": "Accepted"}), "csms", ("card", "OTHER", None)))
-    rig.settle()
-    rig.evse.expect_none(SetConnectorLock)
-    rig.answer_authorize(request)
-    rig.lock_answer()
+    done = [d for d in rig.done if isinstance(d, (str, SetContactor))]
+    assert done == ["book.begin", SetContactor(1, True), SetContactor(1, False), "book.stop"]
 
 
 # --- the connection timeout --------------------------------------------------------------------
@@ -331,38 +297,6 @@ def test_stop_txn_sampled_data_adds_transaction_data(tmp_path):
         [("Transaction.Begin", "100"), ("Transaction.End", "400")]
 
 
-def test_unplugging_stops_the_transaction_with_reason_ev_disconnected(rig):
-    rig.start()
-    rig.tm.tell(PlugDisconnected(1))
-    rig.evse.expect(SetContactor(1, False))
-    [stop] = rig.queued("StopTransaction")
-    assert stop["payload"]["reason"] == "EVDisconnected"
-    rig.status.expect(status_is("Finishing"))  # a socket: the cable is still in it
-    rig.tm.tell(CableDetached(1))
-    rig.status.expect(status_is("Available"))
-
-
-def test_a_member_of_the_same_group_stops_the_transaction(rig):
-    rig.start("TAG1", parent="GROUP")
-    request = rig.card("TAG2")
-    assert request.tag[2] is None  # no free connector: only a group stop is possible
-    rig.answer_authorize(request, parent="group")
-    rig.evse.expect(SetContactor(1, False))
-    [stop] = rig.queued("StopTransaction")
-    assert (stop["payload"]["reason"], stop["payload"]["idTag"]) == ("Local", "TAG2")
-
-
-def test_a_fault_during_a_transaction_opens_the_contactor_until_it_clears(rig):
-    rig.start()
-    rig.tm.tell(ConnectorFaultChanged(1, "GroundFailure", "leak"))
-    rig.evse.expect(SetContactor(1, False))
-    rig.status.expect(status_is("Faulted", error_code="GroundFailure"))
-    rig.tm.tell(ConnectorFaultChanged(1, "NoError"))
-    rig.evse.expect(SetContactor(1, True))
-    rig.status.expect(status_is("SuspendedEV"))
-    assert rig.queued("StopTransaction") == []
-
-
 # --- remote control ----------------------------------------------------------------------------
 
 
@@ -373,11 +307,6 @@ def remote(rig, action, payload, uid="r1") -> str:
     return reply.payload["status"]
 
 
-def test_remote_start_on_connector_zero_is_rejected(rig):
-    assert remote(rig, "RemoteStartTransaction", {"idTag": "R1", "connectorId": 0}) == "Rejected"
-    rig.authorization.expect_none(AuthorizeTag)
-
-
 def test_remote_start_on_a_free_connector_is_accepted_and_authorized(rig):
     assert remote(rig, "RemoteStartTransaction", {"idTag": "R1", "connectorId": 1}) == "Accepted"
     request = rig.authorization.expect(AuthorizeTag)
@@ -386,30 +315,6 @@ def test_remote_start_on_a_free_connector_is_accepted_and_authorized(rig):
     rig.answer_authorize(request)
     rig.lock_answer()
     rig.evse.expect(SetContactor(1, True))
-
-
-def test_remote_start_without_authorization_needs_no_authorize(tmp_path):
-    rig = Rig(tmp_path / "station.db", AuthorizeRemoteTxRequests=False)
-    rig.plug()
-    assert remote(rig, "RemoteStartTransaction", {"idTag": "R1"}) == "Accepted"
-    rig.evse.expect(SetConnectorLock)
-    rig.authorization.expect_none(AuthorizeTag)
-
-
-def test_remote_start_on_a_busy_connector_is_rejected(rig):
-    rig.start()
-    assert remote(rig, "RemoteStartTransaction", {"idTag": "R1", "connectorId": 1}) == "Rejected"
-
-
-def test_remote_stop_of_an_unknown_transaction_is_rejected(rig):
-    local_id = rig.start()
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Accepted"})))
-    assert remote(rig, "RemoteStopTransaction", {"transactionId": 999}) == "Rejected"
-    assert rig.queued("StopTransaction") == []
-
-
-def test_remote_stop_with_no_transaction_at_all_is_rejected_at_once(rig):
-    assert remote(rig, "RemoteStopTransaction", {"transactionId": 999}) == "Rejected"
 
 
 def test_remote_stop_that_overtakes_its_start_transaction_answer_waits_for_it(rig):
@@ -435,134 +340,14 @@ def test_remote_stop_of_an_unknown_id_while_a_start_is_unanswered_is_rejected_af
     assert rig.queued("StopTransaction") == []
 
 
-def test_remote_stop_of_the_running_transaction_stops_it_with_reason_remote(rig):
-    local_id = rig.start()
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Accepted"})))
-    assert remote(rig, "RemoteStopTransaction", {"transactionId": 42}) == "Accepted"
-    rig.evse.expect(SetContactor(1, False))
-    [stop] = rig.queued("StopTransaction")
-    assert stop["payload"]["reason"] == "Remote" and "idTag" not in stop["payload"]
-
-
-# --- StartTransaction answered ---------------------------------------------------------------
-
-
-def test_an_invalid_id_stops_the_transaction_when_stop_transaction_on_invalid_id(rig):
-    local_id = rig.start()
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Invalid"})))
-    rig.evse.expect(SetContactor(1, False))
-    [stop] = rig.queued("StopTransaction")
-    assert stop["payload"]["reason"] == "DeAuthorized" and stop["local_id"] == local_id
-    rig.meter.expect(TransactionEnded)
-
-
-def test_an_invalid_id_suspends_the_transaction_otherwise(tmp_path):
-    rig = Rig(tmp_path / "station.db", StopTransactionOnInvalidId=False)
-    rig.clear()
-    local_id = rig.start()
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Invalid"})))
-    rig.evse.expect(SetContactor(1, False))
-    changed = rig.status.expect(status_is("SuspendedEVSE"))
-    assert changed.error_code == "NoError"
-    rig.evse.expect(ShowStatus(1, "SuspendedEVSE", 42))
-    assert rig.queued("StopTransaction") == []
-    rig.meter.expect_none(TransactionEnded)
-
-
-def test_an_accepted_id_keeps_the_transaction_going(rig):
-    local_id = rig.start()
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Accepted"})))
-    rig.evse.expect(ShowStatus(1, "SuspendedEV", 42))
-    rig.evse.expect_none(SetContactor)
-
-
-def test_concurrent_tx_does_not_stop_the_session(rig):
-    local_id = rig.start()
-    rig.tm.tell(EvDrawChanged(1, True))
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "ConcurrentTx"})))
-    rig.evse.expect(ShowStatus(1, "Charging", 42))
-    rig.settle()
-    rig.evse.expect_none(SetContactor(1, False))
-    rig.status.expect_none(status_is("SuspendedEVSE"))
-    rig.meter.expect_none(TransactionEnded)
-    assert rig.queued("StopTransaction") == []
-    rig.tm.tell(MeterSampled(MeterReading(1, 10_000)))  # and no energy limit applies to it
-    rig.settle()
-    rig.evse.expect_none(SetContactor(1, False))
-
-
-def test_max_energy_on_invalid_id_lets_energy_flow_up_to_the_limit_then_suspends(tmp_path):
-    rig = Rig(tmp_path / "station.db", StopTransactionOnInvalidId=False, MaxEnergyOnInvalidId=500)
-    rig.clear()
-    rig.tm.tell(MeterSampled(MeterReading(1, 1000)))
-    local_id = rig.start()
-    rig.tm.tell(EvDrawChanged(1, True))
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Invalid"})))
-    rig.tm.tell(MeterSampled(MeterReading(1, 1499)))  # 499 Wh since the start: still under the limit
-    rig.settle()
-    rig.evse.expect_none(SetContactor(1, False))
-    rig.status.expect_none(status_is("SuspendedEVSE"))
-    rig.tm.tell(MeterSampled(MeterReading(1, 1500)))  # 500 Wh since the start: the limit
-    rig.evse.expect(SetContactor(1, False))
-    rig.status.expect(status_is("SuspendedEVSE"))
-    assert rig.queued("StopTransaction") == []
-    rig.meter.expect_none(TransactionEnded)
-    rig.clear()
-    rig.tm.tell(MeterSampled(MeterReading(1, 1600)))  # suspended once, not again and again
-    rig.settle()
-    rig.evse.expect_none(SetContactor)
-
-
-def test_max_energy_on_invalid_id_already_used_up_suspends_at_once(tmp_path):
-    rig = Rig(tmp_path / "station.db", StopTransactionOnInvalidId=False, MaxEnergyOnInvalidId=500)
-    rig.clear()
-    rig.tm.tell(MeterSampled(MeterReading(1, 1000)))
-    local_id = rig.start()
-    rig.tm.tell(MeterSampled(MeterReading(1, 1700)))
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Blocked"})))
-    rig.evse.expect(SetContactor(1, False))
-    rig.status.expect(status_is("SuspendedEVSE"))
-
-
-def test_a_suspended_invalid_session_stays_suspended_when_a_fault_clears(tmp_path):
-    rig = Rig(tmp_path / "station.db", StopTransactionOnInvalidId=False)
-    rig.clear()
-    local_id = rig.start()
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Invalid"})))
-    rig.evse.expect(SetContactor(1, False))
-    rig.tm.tell(ConnectorFaultChanged(1, "GroundFailure"))
-    rig.tm.tell(ConnectorFaultChanged(1, "NoError"))
-    rig.status.expect(status_is("SuspendedEVSE"))
-    rig.evse.expect_none(SetContactor(1, True))
-
-
-def test_the_parent_id_tag_of_start_transaction_conf_lets_the_group_stop_the_session(rig):
-    local_id = rig.start("TAG1")  # authorized without a parentIdTag
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Accepted", "parentIdTag": "GROUP"})))
-    rig.answer_authorize(rig.card("TAG2"), parent="GROUP")
-    rig.evse.expect(SetContactor(1, False))
-    [stop] = rig.queued("StopTransaction")
-    assert (stop["payload"]["reason"], stop["payload"]["idTag"]) == ("Local", "TAG2")
-
-
-def test_another_group_does_not_stop_the_session(rig):
-    local_id = rig.start("TAG1")
-    rig.tm.tell(TransactionIdAssigned(local_id, 42, freeze({"status": "Accepted", "parentIdTag": "GROUP"})))
-    rig.answer_authorize(rig.card("TAG2"), parent="OTHER")
-    rig.settle()
-    rig.evse.expect_none(SetContactor(1, False))
-    assert rig.queued("StopTransaction") == []
-
-
 # --- recovery ----------------------------------------------------------------------------------
 
 
 def test_an_interrupted_transaction_is_stopped_at_start_up_with_reason_power_loss(tmp_path):
     db_path = tmp_path / "station.db"
     conn = store.open_database(db_path)
-    conn.execute("INSERT INTO transactions(connector, id_tag, started_at, meter_start_wh, transaction_id,"
-                 " last_meter_wh, last_meter_at) VALUES(1, 'TAG1', '2025-01-01T00:00:00.000Z', 100, 7, 150,"
-                 " '2025-01-01T00:10:00.000Z')")
+    conn.execute("INSERT INTO transactions(connector, id_tag, started_at, meter_start_wh, last_meter_wh,"
+                 " last_meter_at) VALUES(1, 'TAG1', '2025-01-01T00:00:00.000Z', 100, 150, '2025-01-01T00:10:00.000Z')")
     conn.close()
     rig = Rig(db_path)
     rig.txqueue.expect(TransactionMessagesQueued)
@@ -612,17 +397,6 @@ def test_a_cable_left_in_after_a_power_loss_is_finishing(tmp_path):
     assert [m.status for m in rig.status.messages(ConnectorStatusChanged)] == ["Finishing"]
 
 
-def test_a_cable_pulled_while_the_lock_runs_starts_no_transaction(rig):
-    rig.plug()
-    rig.answer_authorize(rig.card())
-    request = rig.evse.expect(SetConnectorLock)
-    rig.tm.tell(PlugDisconnected(1))
-    rig.tm.tell(ConnectorLockResult(1, True, True, request.request_id))
-    rig.settle()
-    assert rig.queued("StartTransaction") == []
-    rig.evse.expect_none(SetContactor(1, True))
-
-
 # --- mains power ---------------------------------------------------------------------------------
 # UnlockConnector, ChangeAvailability and StopAllTransactions: tests/unit/test_connector_requests.py.
 
@@ -633,17 +407,3 @@ def test_mains_power_lost_on_backup_power_shuts_the_station_down(tmp_path):
     shut = rig.reset.expect(ShutDown)
     assert (shut.reason, shut.exit_code) == ("PowerLoss", 0) and shut.grace_s > 0
 
-
-def test_mains_power_lost_without_backup_power_does_nothing(rig):
-    rig.start()
-    rig.tm.tell(MainsPowerChanged(False))
-    rig.settle()
-    rig.reset.expect_none(ShutDown)
-    assert rig.queued("StopTransaction") == []
-
-
-def test_mains_power_back_does_not_shut_down(tmp_path):
-    rig = Rig(tmp_path / "station.db", backup_power=True)
-    rig.tm.tell(MainsPowerChanged(True))
-    rig.settle()
-    rig.reset.expect_none(ShutDown)

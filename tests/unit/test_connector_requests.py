@@ -1,6 +1,7 @@
-"""The CSMS's requests about connectors (actors/sessions/connector_requests.py, a mixin of the TransactionManager):
-UnlockConnector, ChangeAvailability and the station-wide StopAllTransactions. RemoteStart/RemoteStop are
-in tests/unit/test_actor_transactions.py, with the sessions they start and stop."""
+"""The TransactionManager actor and the CSMS's requests about connectors: UnlockConnector (its reply waits for
+the lock motor or its deadline), ChangeAvailability (persisted, across restarts) and the station-wide
+StopAllTransactions. Their decisions, without threads: test_session_core_requests.py. RemoteStart/RemoteStop
+at this level are in test_actor_transactions.py, with the sessions they start and stop."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ import pytest
 
 from actors.sessions.requests import UNLOCK_TIMEOUT_S
 from messages.events import (AllTransactionsStopped, AuthorizeTag, CardPresented, ConnectorLockResult,
-                             ConnectorStatusChanged,
-                             MeterReading, MeterSampled, PlugDisconnected, ReplyResult, SetConnectorLock,
+                             MeterReading, MeterSampled, ReplyResult, SetConnectorLock,
                              SetContactor, ShowStatus, StopAllTransactions, TransactionEnded)
 from tests.unit.fakes import Probe, csms_request
 from tests.unit.test_actor_transactions import Rig, remote, status_is
@@ -33,19 +33,6 @@ def unlock(rig, connector=1, uid="u1"):
 
 def unlock_request(rig) -> SetConnectorLock:
     return rig.evse.expect(lambda m: isinstance(m, SetConnectorLock) and not m.locked and m.reply_to is not None)
-
-
-def test_unlock_of_a_fixed_cable_is_not_supported(tmp_path):
-    rig = Rig(tmp_path / "station.db", fixed_cable=True)
-    rig.clear()
-    assert remote(rig, "UnlockConnector", {"connectorId": 1}) == "NotSupported"
-    rig.evse.expect_none(SetConnectorLock)
-
-
-@pytest.mark.parametrize("connector", [0, 2])
-def test_unlock_of_an_unknown_connector_is_not_supported(rig, connector):
-    assert remote(rig, "UnlockConnector", {"connectorId": connector}) == "NotSupported"
-    rig.evse.expect_none(SetConnectorLock)
 
 
 @pytest.mark.parametrize("ok, status", [(True, "Unlocked"), (False, "UnlockFailed")])
@@ -133,91 +120,6 @@ def test_an_inoperative_connector_made_operative_again_is_available(rig):
     rig.start()
 
 
-def test_change_availability_of_an_unknown_connector_is_rejected(rig):
-    assert availability(rig, 2, "Inoperative") == "Rejected"
-    assert persisted(rig) == {}
-    rig.status.expect_none(status_is("Unavailable"))
-
-
-def test_change_availability_during_a_transaction_is_scheduled_until_it_ends(rig):
-    rig.start()
-    assert availability(rig, 1, "Inoperative") == "Scheduled"
-    rig.settle()
-    rig.status.expect_none(status_is("Unavailable"))
-    rig.evse.expect_none(SetContactor(1, False))  # the transaction goes on
-    assert rig.queued("StopTransaction") == []
-    rig.tm.tell(CardPresented("TAG1"))  # it ends: the change applies
-    rig.status.expect(status_is("Unavailable"))
-    rig.settle()
-    rig.status.expect_none(status_is("Finishing"))
-    rig.tm.tell(PlugDisconnected(1))
-    rig.plug()
-    rig.settle()
-    rig.status.expect_none(status_is("Preparing"))
-
-
-def test_a_scheduled_change_is_cancelled_by_operative_before_the_transaction_ends(rig):
-    rig.start()
-    assert availability(rig, 1, "Inoperative") == "Scheduled"
-    assert availability(rig, 1, "Operative", "c2") == "Accepted"
-    rig.tm.tell(CardPresented("TAG1"))
-    rig.status.expect(status_is("Finishing"))
-    rig.status.expect_none(status_is("Unavailable"))
-
-
-def test_inoperative_drops_an_authorization_waiting_for_the_cable(rig):
-    rig.answer_authorize(rig.card())
-    rig.status.expect(status_is("Preparing"))
-    availability(rig, 1, "Inoperative")
-    availability(rig, 1, "Operative", "c2")
-    rig.status.expect(status_is("Available"))
-    rig.plug()
-    rig.settle()
-    rig.evse.expect_none(SetConnectorLock)
-
-
-def test_connector_zero_inoperative_makes_every_connector_and_the_station_unavailable(tmp_path):
-    rig = Rig(tmp_path / "station.db", connectors=2)
-    rig.clear()
-    assert availability(rig, 0, "Inoperative") == "Accepted"
-    for c in (1, 2, 0):
-        rig.status.expect(status_is("Unavailable", connector=c))
-    assert persisted(rig) == {0: "Inoperative"}
-    rig.plug(2)
-    rig.tm.tell(CardPresented("TAG1"))
-    rig.settle()
-    rig.authorization.expect_none(AuthorizeTag)
-    rig.clear()
-    assert availability(rig, 0, "Operative", "c2") == "Accepted"
-    for c in (1, 2, 0):
-        rig.status.expect(status_is("Available" if c != 2 else "Preparing", connector=c))
-
-
-def test_connector_zero_operative_keeps_a_connector_made_inoperative_on_its_own(tmp_path):
-    rig = Rig(tmp_path / "station.db", connectors=2)
-    availability(rig, 2, "Inoperative")
-    availability(rig, 0, "Inoperative", "c2")
-    rig.status.expect(status_is("Unavailable", connector=2))
-    rig.clear()
-    assert availability(rig, 0, "Operative", "c3") == "Accepted"
-    rig.status.expect(status_is("Available", connector=1))
-    rig.status.expect(status_is("Available", connector=0))
-    # Only changes are published: connector 2 stays Unavailable, so nothing is said of it.
-    rig.status.expect_none(lambda m: isinstance(m, ConnectorStatusChanged) and m.connector == 2)
-
-
-def test_connector_zero_inoperative_during_a_transaction_is_scheduled_for_that_connector(tmp_path):
-    rig = Rig(tmp_path / "station.db", connectors=2)
-    rig.clear()
-    rig.start(connector=1)
-    assert availability(rig, 0, "Inoperative") == "Scheduled"
-    rig.status.expect(status_is("Unavailable", connector=2))
-    rig.settle()
-    rig.status.expect_none(status_is("Unavailable", connector=1))
-    rig.tm.tell(CardPresented("TAG1"))
-    rig.status.expect(status_is("Unavailable", connector=1))
-
-
 @pytest.mark.parametrize("connector", [0, 1])
 def test_availability_survives_a_restart_from_the_same_database(tmp_path, connector):
     rig = Rig(tmp_path / "station.db")
@@ -264,16 +166,3 @@ def test_stop_all_transactions_stops_each_running_one_and_says_how_many(tmp_path
         rig.evse.expect(SetContactor(c, False))
         rig.status.expect(status_is("Finishing", connector=c))
 
-
-def test_stop_all_transactions_with_none_running_answers_zero(rig):
-    asker = Probe()
-    rig.tm.tell(StopAllTransactions("HardReset", asker.ref))
-    assert asker.expect(AllTransactionsStopped) == AllTransactionsStopped(0)
-    assert rig.queued() == []
-
-
-def test_stop_all_transactions_without_reply_to_just_stops(rig):
-    rig.start()
-    rig.tm.tell(StopAllTransactions("PowerLoss"))
-    [stop] = rig.queued("StopTransaction")
-    assert stop["payload"]["reason"] == "PowerLoss"
