@@ -215,6 +215,14 @@ class CsmsOnline:
 
 
 @dataclass(frozen=True)
+class RegistrationStatusChanged:
+    """BootNotification's outcome ("Accepted", "Pending", "Rejected"): the link answers no CSMS
+    request while Rejected (OCPP 1.6 §4.2)."""
+
+    status: str
+
+
+@dataclass(frozen=True)
 class SocketOpened:
     generation: int
 
@@ -337,6 +345,19 @@ class StopAllTransactions:
 
     reason: str
     reply_to: Any = None
+
+
+@dataclass(frozen=True)
+class FlushStatus:
+    """Report every status change now, MinimumStatusDuration or not (the station is going down), then
+    tell `reply_to` StatusFlushed once the CSMS has answered them (or at once when offline)."""
+
+    reply_to: Any
+
+
+@dataclass(frozen=True)
+class StatusFlushed:
+    pass
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Takes: LinkUp / LinkDown, CallAnswered / CallFailed for BootNotification and Heartbeat,
 ConfigurationChanged(HeartbeatInterval), BootRetryDue / HeartbeatDue.
 Emits: SendCall(BootNotification, before_boot) and SendCall(Heartbeat); CsmsOnline, the one
-event that says the CSMS is reachable and has Accepted this station (the link holds every other
-CALL until then); SetConfigurationValue(HeartbeatInterval); sets the StationClock from
+event that says the CSMS is reachable and has Accepted this station (the link sends no other
+CALL until then); RegistrationStatusChanged (the link answers nothing while Rejected); SetConfigurationValue(HeartbeatInterval); sets the StationClock from
 `currentTime` and persists it as the last known time.
 
 Pending or Rejected: no other CALL goes out; BootNotification is sent again after `interval`
@@ -23,8 +23,8 @@ from actors.infra import store
 from actors.infra.clock import StationClock, format_time, parse_time
 from actors.shell.settings import StationSettings
 from actors.infra.ticker import Scheduler
-from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, LinkDown, LinkUp, SendCall,
-                             SetConfigurationValue)
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, LinkDown, LinkUp,
+                             RegistrationStatusChanged, SendCall, SetConfigurationValue)
 from messages.frozen import freeze
 from messages.ticks import BootRetryDue, HeartbeatDue
 
@@ -35,7 +35,7 @@ RETRY_MIN_S, RETRY_MAX_S = 10, 600  # when the CSMS gives no usable interval
 
 class BootNotifier(StationActor):
     subscribes = (LinkUp, LinkDown, ConfigurationChanged)
-    emits = (SendCall, CsmsOnline, SetConfigurationValue)
+    emits = (SendCall, CsmsOnline, RegistrationStatusChanged, SetConfigurationValue)
 
     def __init__(self, db_path: str, station: StationSettings, clock: StationClock, heartbeat_interval_s: int,
                  scheduler: Scheduler | None = None):
@@ -108,6 +108,7 @@ class BootNotifier(StationActor):
         was, self._status = self._status, status
         self._failures = 0
         log.info("BootNotification %s (interval %d s)", status, interval)
+        self.publish(RegistrationStatusChanged(status))
         if status == "Accepted":
             self._boot_waiting = False
             if interval > 0:

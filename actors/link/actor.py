@@ -1,7 +1,8 @@
 """Link: the station's one OCPP-J connection to the CSMS (OCPP-J 1.6 §4).
 
 Takes: LinkWiring (once, at assembly: routes and readers; the socket opens then), SendCall,
-CsmsOnline (from BootNotifier), ConfigurationChanged, and its own socket events.
+CsmsOnline and RegistrationStatusChanged (from BootNotifier), ConfigurationChanged, and its own
+socket events.
 Emits: CallAnswered / CallFailed to each caller; the typed request (`messages.requests`) to the
 actor that handles its action; LinkUp / LinkDown.
 
@@ -10,7 +11,9 @@ typed request once, and handed straight to their handler, so a request never que
 outbound traffic; malformed ones are answered there with the OCPP-J CALLERROR for the fault.
 Handlers answer through the Replier, on their own thread. Outbound, one CALL is in
 flight at a time (OCPP-J §4.1.1), with a response timeout (MessageTimeout); until the
-BootNotification is Accepted only calls marked `before_boot` go out (OCPP 1.6 §4.2).
+BootNotification is Accepted only calls marked `before_boot` go out and any other fails at once as
+"Disconnected" (OCPP 1.6 §4.2: nothing else may be sent, so nothing piles up meanwhile); while it
+is Rejected, CSMS requests get no answer at all (§4.2).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from actors.shell.settings import CsmsSettings
 from actors.infra.ticker import Scheduler
 from messages import ocppj, validation
 from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, LinkDown, LinkUp, LinkWiring,
-                             ReplyError, ReplyResult, SendCall, SocketClosed, SocketOpened)
+                             RegistrationStatusChanged, ReplyError, ReplyResult, SendCall, SocketClosed, SocketOpened)
 from messages.requests import REQUESTS
 from messages.ticks import CallTimeoutDue
 from messages.frozen import freeze, thaw as _thawed
@@ -39,7 +42,7 @@ frames = logging.getLogger("ocpp.frames")
 
 
 class Link(StationActor):
-    subscribes = (SendCall, CsmsOnline, ConfigurationChanged)
+    subscribes = (SendCall, CsmsOnline, RegistrationStatusChanged, ConfigurationChanged)
     emits = (LinkUp, LinkDown)
     stop_rank = 0  # first: no new requests while the others stop
     def __init__(self, csms: CsmsSettings, cp_id: str, message_timeout_s: float = 30.0, ping_interval_s: float = 60.0,
@@ -56,6 +59,7 @@ class Link(StationActor):
         self._in_flight: tuple[SendCall, str, int] | None = None  # call, unique id, timer
         self._generation = 0
         self._accepted = False
+        self._rejected = False  # written by the actor, read by the reader thread (a plain bool: atomic)
         self._implemented = validation.known_actions()
 
     def opened(self) -> None:
@@ -76,6 +80,10 @@ class Link(StationActor):
                 if self._generation <= 0:  # offline: the caller decides (queue, retry, or go offline-mode)
                     self._answer(message, CallFailed(message.action, "Disconnected", message.tag,
                                                      message.unique_id or "", description="not connected"))
+                    return None
+                if not (self._accepted or message.before_boot):
+                    self._answer(message, CallFailed(message.action, "Disconnected", message.tag,
+                                                     message.unique_id or "", description="not registered"))
                     return None
                 self._queue.append(message)
                 self._pump()
@@ -99,7 +107,11 @@ class Link(StationActor):
                     self.publish(LinkDown(reason))
             case CsmsOnline(online):
                 self._accepted = online
+                if not online:
+                    self._fail_unregistered()
                 self._pump()
+            case RegistrationStatusChanged(status):
+                self._rejected = status == "Rejected"
             case ConfigurationChanged("MessageTimeout", value):
                 self._timeout_s = float(value)
             case ConfigurationChanged("WebSocketPingInterval", value):
@@ -117,11 +129,15 @@ class Link(StationActor):
             frame = ocppj.parse(text, self._csms.max_frame_bytes)
         except ocppj.FrameError as exc:
             log.warning("bad frame from the CSMS: %s", exc.reason)
-            if exc.reply is not None:
+            if exc.reply is not None and not self._rejected:
                 self._send(ocppj.encode(exc.reply))
             return
         if not isinstance(frame, ocppj.Call):
             self.actor_ref.tell(frame)  # responses are matched by the actor
+            return
+        if self._rejected:
+            log.warning("%s %s not answered: the CSMS rejected this station (OCPP 1.6 §4.2)", frame.action,
+                        frame.unique_id)
             return
         reader = self._readers.get(frame.action)
         route = self._handlers.get(frame.action)
@@ -200,6 +216,13 @@ class Link(StationActor):
             else:
                 self._answer(call, CallAnswered(call.action, freeze(frame.payload), call.tag, unique_id))
         self._pump()
+
+    def _fail_unregistered(self) -> None:
+        """No longer Accepted (a new BootNotification said otherwise): what waits must not go out."""
+        for call in [c for c in self._queue if not c.before_boot]:
+            self._queue.remove(call)
+            self._answer(call, CallFailed(call.action, "Disconnected", call.tag, call.unique_id or "",
+                                          description="not registered"))
 
     def _fail_all(self, reason: str) -> None:
         pending = ([self._in_flight[0]] if self._in_flight else []) + list(self._queue)

@@ -1,9 +1,10 @@
 """ResetManager: Reset (OCPP 1.6 §5.14, errata 3.36/3.82) and every other orderly way down.
 
 Takes: Reset, ShutDown (e.g. mains power lost on back-up power), AllTransactionsStopped,
-QueueDrained, ResetGraceDue.
-Emits: the Reset answer (Accepted); StopAllTransactions to the TransactionManager; NotifyWhenDrained
-to the message queue; finally `request_exit(code)`, which ends the process.
+StatusFlushed, QueueDrained, ResetGraceDue.
+Emits: the Reset answer (Accepted); StopAllTransactions to the TransactionManager; FlushStatus to
+the StatusDebouncer (every status reported before the end, MinimumStatusDuration or not);
+NotifyWhenDrained to the message queue; finally `request_exit(code)`, which ends the process.
 
 Soft: transactions stop with reason SoftReset, the StopTransactions get up to 10 s to reach the
 CSMS, then the process exits 75 and the supervisor (scripts/supervise, systemd) starts it again at
@@ -19,7 +20,8 @@ from typing import Any, Callable
 
 from actors.infra.base import StationActor
 from actors.infra.ticker import Scheduler
-from messages.events import AllTransactionsStopped, NotifyWhenDrained, QueueDrained, ShutDown, StopAllTransactions
+from messages.events import (AllTransactionsStopped, FlushStatus, NotifyWhenDrained, QueueDrained, ShutDown,
+                             StatusFlushed, StopAllTransactions)
 from messages.requests import Reset
 from messages.ticks import ResetGraceDue
 
@@ -32,7 +34,7 @@ GRACE_S = {"Soft": 10.0, "Hard": 2.0}
 class ResetManager(StationActor):
     handles = (Reset,)
     subscribes = (ShutDown,)
-    emits = (StopAllTransactions, NotifyWhenDrained)
+    emits = (StopAllTransactions, FlushStatus, NotifyWhenDrained)
 
     def __init__(self, request_exit: Callable[[int], None], scheduler: Scheduler | None = None):
         super().__init__(scheduler=scheduler)
@@ -51,7 +53,10 @@ class ResetManager(StationActor):
             case ShutDown():
                 self._shut_down(message)
             case AllTransactionsStopped(count):
-                log.info("%d transaction(s) stopped; waiting for the queue to drain", count)
+                log.info("%d transaction(s) stopped; reporting every status", count)
+                self.publish(FlushStatus(self.actor_ref))
+            case StatusFlushed():
+                log.info("statuses reported; waiting for the queue to drain")
                 self.publish(NotifyWhenDrained(self.actor_ref))
             case QueueDrained():
                 self._exit("transaction messages delivered")

@@ -1,8 +1,9 @@
 """StatusDebouncer: StatusNotification for every status change that lasts (OCPP 1.6 §4.9, errata 3.19).
 
 Takes: ConnectorStatusChanged (from the TransactionManager), CsmsOnline,
-ConfigurationChanged(MinimumStatusDuration), StatusReportDue, answers to its StatusNotifications.
-Emits: SendCall(StatusNotification).
+ConfigurationChanged(MinimumStatusDuration), StatusReportDue, answers to its StatusNotifications,
+FlushStatus (the station is going down).
+Emits: SendCall(StatusNotification); StatusFlushed to who asked for the flush.
 
 A status is reported once it has held for MinimumStatusDuration seconds (0 = at once, as the
 test tool wants), SuspendedEV at least SETTLE_S; a status that flips back before then is never
@@ -20,7 +21,7 @@ from actors.infra.base import StationActor
 from actors.infra.clock import format_time
 from actors.infra.ticker import Scheduler
 from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, ConnectorStatusChanged, CsmsOnline,
-                             SendCall)
+                             FlushStatus, SendCall, StatusFlushed)
 from messages.frozen import freeze
 from messages.ticks import StatusReportDue
 
@@ -33,7 +34,7 @@ SETTLE_S = {"SuspendedEV": 0.5}
 
 
 class StatusDebouncer(StationActor):
-    subscribes = (ConnectorStatusChanged, CsmsOnline, ConfigurationChanged)
+    subscribes = (ConnectorStatusChanged, CsmsOnline, ConfigurationChanged, FlushStatus)
     emits = (SendCall,)
 
     def __init__(self, minimum_status_duration_s: int, scheduler: Scheduler | None = None):
@@ -43,6 +44,8 @@ class StatusDebouncer(StationActor):
         self._reported: dict[int, tuple] = {}  # connector -> (status, errorCode, info) the CSMS has
         self._timers: dict[int, int] = {}
         self._online = False  # reachable and Accepted
+        self._unanswered = 0  # StatusNotifications sent and not yet answered
+        self._flush_waiters: list = []
 
     def receive(self, message: Any) -> Any:
         match message:
@@ -59,14 +62,30 @@ class StatusDebouncer(StationActor):
                     self._report_all()
             case CallFailed("StatusNotification", _, connector):
                 self._reported.pop(connector, None)  # not delivered: report again when possible
+                self._answered()
             case CallAnswered("StatusNotification"):
-                pass
+                self._answered()
+            case FlushStatus(reply_to):
+                # OCPP 1.6 §4.9 lets a status wait MinimumStatusDuration, but not past the station's end
+                # (OCTT TC_016, TC_032_1 expect Finishing before the process goes down).
+                for connector in list(self._timers):
+                    self._ticker.cancel(self._timers.pop(connector))
+                self._report_all()
+                self._flush_waiters.append(reply_to)
+                self._answered(0)
             case ConfigurationChanged("MinimumStatusDuration", value):
                 self._minimum_s = int(value)
             case ConfigurationChanged():
                 pass
             case _:
                 self.unexpected(message)
+
+    def _answered(self, count: int = 1) -> None:
+        self._unanswered = max(0, self._unanswered - count)
+        if self._unanswered == 0 or not self._online:
+            for ref in self._flush_waiters:
+                ref.tell(StatusFlushed())
+            self._flush_waiters = []
 
     def _key(self, m: ConnectorStatusChanged) -> tuple:
         return (m.status, m.error_code, m.info)
@@ -100,4 +119,5 @@ class StatusDebouncer(StationActor):
         if m.vendor_error_code:
             payload["vendorErrorCode"] = m.vendor_error_code[:50]
         self._reported[connector] = self._key(m)
+        self._unanswered += 1
         self.publish(SendCall("StatusNotification", freeze(payload), self.actor_ref, connector))

@@ -11,7 +11,7 @@ from actors.link.actor import Link
 from actors.shell.settings import CsmsSettings
 from actors.infra.ticker import ManualScheduler
 from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, HealthCheck, LinkDown,
-                             LinkUp, LinkWiring, SendCall, SocketClosed, SocketOpened)
+                             LinkUp, LinkWiring, RegistrationStatusChanged, SendCall, SocketClosed, SocketOpened)
 from messages.frozen import FrozenDict, freeze
 from messages.requests import ChangeConfiguration, CsmsRequest, GetConfiguration
 from tests.unit.fakes import FakeConnection, Probe, sync, wire
@@ -262,9 +262,13 @@ def test_a_changed_message_timeout_applies_to_the_next_call(rig):
     assert rig.caller.expect(CallFailed).reason == "Timeout"
 
 
-def test_before_registration_only_before_boot_calls_go_out(rig):
+def test_before_registration_only_before_boot_calls_go_out_and_others_fail_at_once(rig):
+    """OCPP 1.6 §4.2: until Accepted nothing but BootNotification is sent; a call made meanwhile fails at
+    once (its caller keeps or drops it), so nothing piles up in the link while Pending or Rejected."""
     rig.online(accepted=False)
     rig.call("Heartbeat", tag="hb")
+    failed = rig.caller.expect(CallFailed)
+    assert (failed.action, failed.reason, failed.tag) == ("Heartbeat", "Disconnected", "hb")
     rig.call("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}, tag="boot",
              before_boot=True)
     boot = rig.conn.next_sent()
@@ -272,9 +276,27 @@ def test_before_registration_only_before_boot_calls_go_out(rig):
     rig.inbound([3, boot[1], {"status": "Pending", "currentTime": NOW, "interval": 10}])
     rig.caller.expect(CallAnswered)
     rig.settled()
-    assert rig.conn.nothing_sent()  # the Heartbeat still waits
+    assert rig.conn.nothing_sent()
     rig.link.tell(CsmsOnline(True, registered=True))
+    rig.call("Heartbeat", tag="hb2")
     assert rig.conn.next_sent()[2] == "Heartbeat"
+
+
+def test_while_rejected_no_csms_request_is_answered(rig):
+    """OCPP 1.6 §4.2: a Rejected station does not respond to any CSMS-initiated message."""
+    rig.online(accepted=False)
+    rig.link.tell(RegistrationStatusChanged("Rejected"))
+    rig.settled()
+    rig.inbound([2, "c1", "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"}])
+    rig.inbound([2, "c2", "NoSuchAction", {}])
+    rig.inbound("not json")
+    rig.settled()
+    assert rig.conn.nothing_sent()
+    rig.handler.expect_none(ChangeConfiguration)
+    rig.link.tell(RegistrationStatusChanged("Pending"))  # Pending: the CSMS may configure the station
+    rig.settled()
+    rig.inbound([2, "c3", "ChangeConfiguration", {"key": "HeartbeatInterval", "value": "60"}])
+    assert rig.handler.expect(ChangeConfiguration).unique_id == "c3"
 
 
 def test_a_call_while_offline_fails_at_once_as_disconnected(rig):

@@ -8,8 +8,8 @@ import pytest
 
 from actors.reset.actor import EXIT_RESET, GRACE_S, ResetManager
 from actors.infra.ticker import ManualScheduler
-from messages.events import (AllTransactionsStopped, NotifyWhenDrained, QueueDrained, ReplyResult, ShutDown,
-                             StopAllTransactions)
+from messages.events import (AllTransactionsStopped, FlushStatus, NotifyWhenDrained, QueueDrained, ReplyResult,
+                             ShutDown, StatusFlushed, StopAllTransactions)
 from tests.unit.fakes import Probe, csms_request, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
@@ -20,9 +20,10 @@ class Rig:
         self.scheduler = ManualScheduler()
         self._lock = threading.Lock()
         self._exits: list[int] = []
-        self.link, self.transactions, self.txqueue = Probe(), Probe(), Probe()
+        self.link, self.transactions, self.txqueue, self.status = Probe(), Probe(), Probe(), Probe()
         self.reset = ResetManager.start(self._request_exit, self.scheduler)
-        wire(self.reset, {StopAllTransactions: self.transactions, NotifyWhenDrained: self.txqueue})
+        wire(self.reset, {StopAllTransactions: self.transactions, NotifyWhenDrained: self.txqueue,
+                          FlushStatus: self.status})
 
     def _request_exit(self, code: int) -> None:  # called on the actor's thread
         with self._lock:
@@ -44,8 +45,12 @@ class Rig:
         sync(self.reset)
 
     def stopped(self, count=1):
-        """Play the TransactionManager: the transactions are stopped; returns the drain request."""
+        """Play the TransactionManager (the transactions are stopped) and the StatusDebouncer (every
+        status reported); returns the drain request."""
         self.reset.tell(AllTransactionsStopped(count))
+        assert self.status.expect(FlushStatus) == FlushStatus(self.reset)
+        self.txqueue.expect_none(NotifyWhenDrained)  # not before the statuses are out
+        self.reset.tell(StatusFlushed())
         return self.txqueue.expect(NotifyWhenDrained)
 
 
@@ -148,3 +153,11 @@ def test_the_exit_is_requested_once_even_when_another_shut_down_comes_after_it(r
     rig.stopped(0)
     rig.advance(GRACE_S["Soft"])
     assert rig.exits == [75]
+
+
+def test_without_the_statuses_flushed_the_process_still_exits_after_the_grace(rig):
+    rig.request_reset("Soft")
+    rig.reset.tell(AllTransactionsStopped(1))
+    rig.status.expect(FlushStatus)
+    rig.advance(GRACE_S["Soft"])
+    assert rig.exits == [EXIT_RESET]

@@ -8,7 +8,8 @@ import pytest
 
 from actors.status.actor import StatusDebouncer
 from actors.infra.ticker import ManualScheduler
-from messages.events import CallFailed, ConfigurationChanged, ConnectorStatusChanged, CsmsOnline, SendCall
+from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, ConnectorStatusChanged, CsmsOnline,
+                             FlushStatus, SendCall, StatusFlushed)
 from tests.unit.fakes import Probe, sync, wire
 
 pytestmark = pytest.mark.timeout(20)
@@ -192,3 +193,36 @@ def test_a_status_notification_that_failed_is_reported_again_after_link_up():
     rig.link_down()
     rig.link_up()
     assert [p["status"] for p in rig.sent()] == ["Available"]
+
+
+def test_a_flush_reports_a_status_still_within_minimum_status_duration_then_says_flushed_once_answered():
+    """OCTT TC_016 / TC_032_1: a Reset or a shutdown on back-up power still reports Finishing."""
+    rig = Rig(minimum_s=30)
+    rig.changed(1, "Charging")
+    rig.registered()
+    rig.status.tell(CallAnswered("StatusNotification", {}, 1, "u0"))  # the CSMS has Charging
+    rig.changed(1, "Finishing", seconds=2)
+    assert rig.sent() == []  # debounced
+    asker = Probe()
+    rig.status.tell(FlushStatus(asker.ref))
+    sync(rig.status)
+    call = rig.link.expect(status_call)
+    assert call.payload["status"] == "Finishing"
+    asker.expect_none(StatusFlushed)  # not before the CSMS answered it
+    rig.status.tell(CallAnswered("StatusNotification", {}, call.tag, "u1"))
+    asker.expect(StatusFlushed)
+    rig.advance(30)
+    assert rig.sent() == []  # the debounce timer was cancelled: not reported twice
+
+
+def test_a_flush_with_nothing_pending_or_offline_answers_at_once():
+    rig = Rig(minimum_s=30)
+    rig.registered()
+    asker = Probe()
+    rig.status.tell(FlushStatus(asker.ref))
+    asker.expect(StatusFlushed)
+    rig.link_down()
+    rig.changed(1, "Finishing")
+    rig.status.tell(FlushStatus(asker.ref))
+    asker.expect(StatusFlushed)
+    assert rig.sent() == []
