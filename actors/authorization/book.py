@@ -1,6 +1,7 @@
 """The authorization cache in the station database (OCPP 1.6 §3.4.1): its SQL, nothing else.
 
-Every write is its own durable transaction; the Authorization actor decides what to keep.
+Table `auth_cache` (created by `actors/authorization/migrations.py`): written and read only by the
+Authorization actor, which decides what to keep. Every write is its own durable transaction.
 """
 
 from __future__ import annotations

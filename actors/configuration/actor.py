@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from actors.infra.base import StationActor
 from actors.configuration import registry as keyreg
-from actors.infra import store
+from actors.configuration.book import ConfigurationBook
 from messages.events import ConfigurationChanged, ReplyError, ReplyResult, SetConfigurationValue
 from messages.requests import ChangeConfiguration, GetConfiguration
 
@@ -95,7 +95,7 @@ class Configuration(StationActor):
                 if changed is not None:
                     self.publish(changed)
             case SetConfigurationValue(key, value) if key in self._specs and self._values.get(key) != value:
-                store.save_configuration(self._db, key, value)
+                ConfigurationBook(self._db).save(key, value)
                 self._values[key] = value
                 self._view.publish(self._values)
                 self.publish(ConfigurationChanged(key, value))
@@ -117,7 +117,7 @@ class Configuration(StationActor):
         except keyreg.KeyError_ as exc:
             log.info("ChangeConfiguration %s=%r rejected: %s", name, text, exc)
             return "Rejected", None
-        store.save_configuration(self._db, name, value)
+        ConfigurationBook(self._db).save(name, value)
         if spec.reboot:
             return "RebootRequired", None
         self._values[name] = value

@@ -1,20 +1,21 @@
-"""The station's persistence: one SQLite database (WAL, synchronous=FULL), numbered migrations.
+"""The station's persistence: one SQLite database (WAL, synchronous=FULL), migrations per feature.
 
 Everything that must survive a power cut lives here. Each actor opens its own connection in
-`on_start` (sqlite3 connections are not shared between threads) and writes only its own
-tables:
+`on_start` (sqlite3 connections are not shared between threads) and writes only the tables of
+its own feature, through that feature's book:
 
-| table           | written by                                                   |
-|-----------------|--------------------------------------------------------------|
-| configuration   | Configuration (values set by the CSMS; they win over station.toml) |
-| meta            | StationClock (last known time), Station (boot counter)       |
-| transactions    | TransactionManager                                           |
-| connectors      | TransactionManager (availability, persisted per OCPP 1.6 §4.9) |
-| auth_cache      | Authorization                                                |
-| transaction_ids | TransactionMessageQueue (local transaction -> CSMS transactionId) |
-| tx_queue        | producers append (TransactionManager, MeterSampler) in the same SQLite |
-|                 | transaction as the state they describe; TransactionMessageQueue  |
-|                 | alone updates and deletes rows as the CSMS answers them      |
+| feature (`actors/`) | tables                    | its SQL                                                  |
+|---------------------|---------------------------|----------------------------------------------------------|
+| `infra`             | meta                      | `get_meta` / `set_meta` below                            |
+| `configuration`     | configuration             | `configuration/book.py`                                  |
+| `sessions`          | connectors, transactions  | `sessions/book.py`                                       |
+| `txqueue`           | tx_queue, transaction_ids | `txqueue/book.py` (producers append with its `enqueue`)  |
+| `authorization`     | auth_cache                | `authorization/book.py`                                  |
+
+Each book's docstring says who writes its tables (meta: BootNotifier `last_time`, Station `boot_count`);
+each feature's `migrations.py` creates them.
+`actors/infra/schema.py` lists the features, in the order their migrations apply, and the
+`schema_versions` table (written here alone) holds each feature's version.
 
 A row is committed (fsync'd, synchronous=FULL) before anything that depends on it is sent
 or acknowledged, so SIGKILL at any moment loses nothing acknowledged to anyone.
@@ -22,59 +23,18 @@ or acknowledged, so SIGKILL at any moment loses nothing acknowledged to anyone.
 
 from __future__ import annotations
 
-import json
+import importlib
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the station core
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE configuration (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE connectors (
-        connector INTEGER PRIMARY KEY,
-        availability TEXT NOT NULL            -- Operative | Inoperative
-    );
-    CREATE TABLE transactions (
-        local_id INTEGER PRIMARY KEY AUTOINCREMENT,
-        connector INTEGER NOT NULL,
-        id_tag TEXT NOT NULL,
-        started_at TEXT NOT NULL,
-        meter_start_wh INTEGER NOT NULL,
-        transaction_id INTEGER,               -- assigned by the CSMS in StartTransaction.conf
-        last_meter_wh INTEGER,                -- the meterStop after a power cut
-        last_meter_at TEXT,
-        stopped_at TEXT,
-        stop_reason TEXT,
-        meter_stop_wh INTEGER,
-        stop_id_tag TEXT
-    );
-    CREATE TABLE tx_queue (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        unique_id TEXT NOT NULL,              -- kept on every re-send (OCPP-J errata 2025-04 §3.1)
-        local_id INTEGER NOT NULL,
-        action TEXT NOT NULL,
-        payload TEXT NOT NULL,                -- transactionId is filled in when sent
-        periodic INTEGER NOT NULL DEFAULT 0,  -- sampled/aligned MeterValues: thinned first when full
-        attempts INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE TABLE transaction_ids (
-        local_id INTEGER PRIMARY KEY,         -- our transaction number
-        transaction_id INTEGER NOT NULL       -- the CSMS's, from StartTransaction.conf (-1: never answered)
-    );
-    """,
-    # 2: the authorization cache (OCPP 1.6 §3.4.1; persists across reboots and power loss: errata 3.4)
-    """
-    CREATE TABLE auth_cache (
-        id_tag TEXT PRIMARY KEY COLLATE NOCASE, -- IdToken is a CiString20: case-insensitive
-        status TEXT NOT NULL,                   -- the last idTagInfo.status the CSMS gave
-        expiry_date TEXT,
-        parent_id_tag TEXT,
-        updated_at TEXT NOT NULL
-    );
-    """,
-)
+from actors.infra import schema
+
+# PRAGMA user_version: 1 and 2 numbered the whole schema (firmware before per-feature migrations);
+# PER_FEATURE means "see schema_versions". A firmware that knows only 1 and 2 refuses such a database.
+PER_FEATURE = 3
+
+Migration = str | Callable[[sqlite3.Connection], None]
 
 
 class StorageError(Exception):
@@ -99,22 +59,57 @@ def open_database(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def feature_migrations() -> dict[str, Sequence[Migration]]:
+    """Every feature's migrations, in the order schema.FEATURES applies them."""
+    return {name: importlib.import_module(f"actors.{name}.migrations").MIGRATIONS for name in schema.FEATURES}
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring every feature's tables to this firmware's version: all of it in one SQLite transaction, or none."""
+    features = feature_migrations()
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StorageError(f"database schema {version} is newer than this firmware ({len(MIGRATIONS)})")
-        for number in range(version, len(MIGRATIONS)):
-            for statement in MIGRATIONS[number].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version={number + 1}")
+        if version > PER_FEATURE:
+            raise StorageError(f"database schema {version} is newer than this firmware ({PER_FEATURE})")
+        if version < PER_FEATURE:  # new, or written by firmware that numbered the whole schema
+            legacy = schema.LEGACY_USER_VERSIONS.get(version)
+            if legacy is None:
+                raise StorageError(f"database schema {version} is unknown to this firmware")
+            # Once: what that number had created, as per-feature versions.
+            conn.execute("CREATE TABLE schema_versions (feature TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            conn.executemany("INSERT INTO schema_versions(feature, version) VALUES(?, ?)", legacy.items())
+            conn.execute(f"PRAGMA user_version={PER_FEATURE}")
+        have = dict(conn.execute("SELECT feature, version FROM schema_versions"))
+        unknown = sorted(have.keys() - features.keys())
+        if unknown:
+            raise StorageError(f"the database has tables of feature {unknown[0]} (version {have[unknown[0]]}), "
+                               "which this firmware does not know: it is newer than this firmware")
+        for name, migrations in features.items():
+            done = have.get(name, 0)
+            if done > len(migrations):
+                raise StorageError(f"the {name} schema (version {done}) is newer than this firmware "
+                                   f"({len(migrations)})")
+            for migration in migrations[done:]:
+                _apply(conn, migration)
+            if done < len(migrations):
+                conn.execute("INSERT INTO schema_versions(feature, version) VALUES(?, ?) ON CONFLICT(feature)"
+                             " DO UPDATE SET version=excluded.version", (name, len(migrations)))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
             conn.execute("ROLLBACK")
         raise
+
+
+def _apply(conn: sqlite3.Connection, migration: Migration) -> None:
+    if callable(migration):
+        migration(conn)
+        return
+    # Statement by statement: executescript() would COMMIT the transaction first.
+    for statement in migration.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 class Transaction:
@@ -155,36 +150,28 @@ def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
                  (key, value))
 
 
-# --- configuration --------------------------------------------------------------------------
+# --- any table -----------------------------------------------------------------------------
 
 
-def load_configuration(conn: sqlite3.Connection) -> dict[str, Any]:
-    return {k: json.loads(v) for k, v in conn.execute("SELECT key, value FROM configuration")}
+def rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, tuple(params))
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
-def save_configuration(conn: sqlite3.Connection, key: str, value: Any) -> None:
-    with Transaction(conn):
-        conn.execute("INSERT INTO configuration(key, value) VALUES(?, ?) "
-                     "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, json.dumps(value)))
-
-
-# --- transaction message queue ---------------------------------------------------------------
+# --- transitional: callers not yet moved to their feature's book ----------------------------
 
 
 def enqueue(conn: sqlite3.Connection, unique_id: str, local_id: int, action: str, payload: dict,
             periodic: bool = False) -> int:
-    """Append one transaction message (call inside the producer's Transaction)."""
-    cur = conn.execute(
-        "INSERT INTO tx_queue(unique_id, local_id, action, payload, periodic) VALUES(?, ?, ?, ?, ?)",
-        (unique_id, local_id, action, json.dumps(payload, separators=(",", ":")), int(periodic)))
-    return cur.lastrowid
+    """Moved to actors.txqueue.book.enqueue; this forwards until actors/sessions/book.py and
+    tests/unit/test_actor_txqueue.py call it there."""
+    from actors.txqueue.book import enqueue as _enqueue  # lazily: infra does not import the features
+    return _enqueue(conn, unique_id, local_id, action, payload, periodic)
 
 
-def queue_length(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT COUNT(*) FROM tx_queue").fetchone()[0]
-
-
-def rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-    cur = conn.execute(sql, tuple(params))
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
+def load_configuration(conn: sqlite3.Connection) -> dict[str, Any]:
+    """Moved to actors.configuration.book.ConfigurationBook.load; this forwards until
+    tests/unit/test_actor_configuration.py calls it there."""
+    from actors.configuration.book import ConfigurationBook  # lazily: infra does not import the features
+    return ConfigurationBook(conn).load()

@@ -23,6 +23,7 @@ from actors.infra import store
 from actors.infra.clock import StationClock
 from actors.metering.meterdata import ENERGY, measurand_list, meter_value
 from actors.infra.ticker import Scheduler
+from actors.txqueue.book import enqueue
 from messages.events import (ConfigurationChanged, MeterReading, MeterSampled, SendCall, TransactionBegan,
                              TransactionDataSampled, TransactionEnded, TransactionMessagesQueued)
 from messages.frozen import freeze
@@ -154,6 +155,6 @@ class MeterSampler(StationActor):
         if mv is None:
             return
         with store.Transaction(self._db):
-            store.enqueue(self._db, str(uuid.uuid4()), local_id, "MeterValues",
-                          {"connectorId": connector, "meterValue": [mv]}, periodic=True)
+            enqueue(self._db, str(uuid.uuid4()), local_id, "MeterValues",
+                    {"connectorId": connector, "meterValue": [mv]}, periodic=True)
         self.publish(TransactionMessagesQueued())

@@ -29,6 +29,7 @@ from actors.authorization.actor import Authorization
 from actors.boot.actor import BootNotifier
 from actors.infra.clock import StationClock, parse_time
 from actors.configuration.actor import Configuration, ConfigurationView, effective_values
+from actors.configuration.book import ConfigurationBook
 from actors.data_transfer.actor import DataTransfer
 from actors.devices.evse import EvseDevice
 from actors.link.actor import Link
@@ -71,7 +72,7 @@ class Station:
         boots = int(store.get_meta(db, "boot_count", "0")) + 1
         store.set_meta(db, "boot_count", str(boots))
         specs = keyreg.registry(s.station.connectors, s.station.fixed_cable)
-        config = effective_values(specs, s.configuration, store.load_configuration(db))
+        config = effective_values(specs, s.configuration, ConfigurationBook(db).load())
         db.close()
         validation.precompile()
         vendor_registry = vendors.station_registry(s.station.firmware_version, s.station.vendor_plugins)

@@ -24,13 +24,12 @@ StopTransaction are never dropped.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from actors.infra.base import StationActor
-from actors.infra import store
 from actors.infra.ticker import Scheduler
+from actors.txqueue.book import TransactionQueueBook
 from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, IdTagInfoReceived,
                              NotifyWhenDrained, QueueDrained, SendCall, TransactionIdAssigned, TransactionMessagesQueued)
 from messages.frozen import freeze
@@ -52,6 +51,9 @@ class TransactionMessageQueue(StationActor):
         self._in_flight: int | None = None
         self._retry_timer: int | None = None
         self._drain_waiters: list = []  # refs waiting for QueueDrained
+
+    def opened(self) -> None:
+        self._book = TransactionQueueBook(self._db)
 
     def receive(self, message: Any) -> Any:
         match message:
@@ -75,7 +77,7 @@ class TransactionMessageQueue(StationActor):
             case ConfigurationChanged():
                 pass
             case NotifyWhenDrained(reply_to):
-                if store.queue_length(self._db) == 0:
+                if self._book.length() == 0:
                     reply_to.tell(QueueDrained())
                 else:
                     self._drain_waiters.append(reply_to)
@@ -86,20 +88,17 @@ class TransactionMessageQueue(StationActor):
     def _pump(self) -> None:
         if self._in_flight is not None or self._retry_timer is not None or not self._online:
             return
-        row = self._db.execute("SELECT seq, unique_id, local_id, action, payload FROM tx_queue ORDER BY seq LIMIT 1"
-                               ).fetchone()
+        row = self._book.head()
         if row is None:
             for ref in self._drain_waiters:
                 ref.tell(QueueDrained())
             self._drain_waiters = []
         if row is None:
             return
-        seq, unique_id, local_id, action, text = row
-        payload = json.loads(text)
+        seq, unique_id, local_id, action, payload = row
         if action != "StartTransaction":
-            found = self._db.execute("SELECT transaction_id FROM transaction_ids WHERE local_id=?",
-                                     (local_id,)).fetchone()
-            payload["transactionId"] = found[0] if found else -1
+            found = self._book.transaction_id(local_id)
+            payload["transactionId"] = found if found is not None else -1
         self._in_flight = seq
         self.publish(SendCall(action, freeze(payload), self.actor_ref, seq, unique_id))
 
@@ -107,14 +106,8 @@ class TransactionMessageQueue(StationActor):
         if seq != self._in_flight:
             return
         self._in_flight = None
-        local_id = self._local_id(seq)
-        row = self._db.execute("SELECT payload FROM tx_queue WHERE seq=?", (seq,)).fetchone()
-        sent = json.loads(row[0]) if row else {}
-        with store.Transaction(self._db):
-            if action == "StartTransaction":
-                self._db.execute("INSERT OR REPLACE INTO transaction_ids(local_id, transaction_id) VALUES(?, ?)",
-                                 (local_id, payload["transactionId"]))
-            self._db.execute("DELETE FROM tx_queue WHERE seq=?", (seq,))
+        local_id, sent = self._book.message(seq) or (-1, {})
+        self._book.settle(seq, local_id, payload["transactionId"] if action == "StartTransaction" else None)
         if action == "StartTransaction":
             self.publish(TransactionIdAssigned(local_id, payload["transactionId"], payload["idTagInfo"]))
         if payload.get("idTagInfo") and sent.get("idTag"):
@@ -127,41 +120,31 @@ class TransactionMessageQueue(StationActor):
         self._in_flight = None
         if reason == "Disconnected":
             return  # not an attempt: it goes again when the link is back
-        attempts = self._db.execute("SELECT attempts FROM tx_queue WHERE seq=?", (seq,)).fetchone()[0] + 1
+        attempts = self._book.attempts(seq) + 1
         if reason == "Refused":
             attempts = self._attempts_max  # our own payload is invalid: sending it again cannot help
         if attempts >= self._attempts_max:
             self._drop(seq, action, f"{reason} {detail}".strip(), attempts)
             self._pump()
             return
-        self._db.execute("UPDATE tx_queue SET attempts=? WHERE seq=?", (attempts, seq))
+        self._book.set_attempts(seq, attempts)
         delay = self._retry_interval_s * attempts
         log.warning("%s not processed (%s %s): attempt %d of %d, next in %d s", action, reason, detail, attempts,
                     self._attempts_max, delay)
         self._retry_timer = self._ticker.after(delay, QueueRetryDue())
 
     def _drop(self, seq: int, action: str, why: str, attempts: int) -> None:
-        local_id = self._local_id(seq)
+        local_id = (self._book.message(seq) or (-1, {}))[0]
         log.error("%s for transaction %s dropped after %d attempts: %s", action, local_id, attempts, why)
-        with store.Transaction(self._db):
-            if action == "StartTransaction":  # later messages carry transactionId -1 (errata 3.18)
-                self._db.execute("INSERT OR REPLACE INTO transaction_ids(local_id, transaction_id) VALUES(?, -1)",
-                                 (local_id,))
-            self._db.execute("DELETE FROM tx_queue WHERE seq=?", (seq,))
-
-    def _local_id(self, seq: int) -> int:
-        row = self._db.execute("SELECT local_id FROM tx_queue WHERE seq=?", (seq,)).fetchone()
-        return row[0] if row else -1
+        # A dropped StartTransaction: later messages carry transactionId -1 (errata 3.18).
+        self._book.settle(seq, local_id, -1 if action == "StartTransaction" else None)
 
     def _bound(self) -> None:
-        if store.queue_length(self._db) <= self._max_messages:
+        if self._book.length() <= self._max_messages:
             return
-        periodic = [r[0] for r in self._db.execute(
-            "SELECT seq FROM tx_queue WHERE periodic=1 AND seq IS NOT ? ORDER BY seq", (self._in_flight,))]
-        doomed = periodic[1::2]
+        doomed = self._book.periodic(except_seq=self._in_flight)[1::2]
         if not doomed:
             log.error("transaction message queue over its bound with nothing left to thin")
             return
-        with store.Transaction(self._db):
-            self._db.executemany("DELETE FROM tx_queue WHERE seq=?", [(s,) for s in doomed])
+        self._book.discard(doomed)
         log.warning("transaction message queue full: dropped %d periodic MeterValues (every other one)", len(doomed))

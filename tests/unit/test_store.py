@@ -1,4 +1,4 @@
-"""actors.infra.store: the station database (SQLite, WAL, synchronous=FULL), its migrations and durability."""
+"""actors.infra.store: the station database (SQLite, WAL, synchronous=FULL), per-feature migrations, durability."""
 
 from __future__ import annotations
 
@@ -11,13 +11,83 @@ from pathlib import Path
 
 import pytest
 
-from actors.infra import store
+from actors.configuration.book import ConfigurationBook
+from actors.infra import schema, store
 from actors.infra.store import StorageError, Transaction
+from actors.sessions import migrations as sessions_migrations
+from actors.txqueue.book import TransactionQueueBook
 
 pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = {"meta", "configuration", "connectors", "transactions", "tx_queue", "transaction_ids", "auth_cache"}
+TABLES = {"schema_versions", "meta", "configuration", "connectors", "transactions", "tx_queue", "transaction_ids",
+          "auth_cache"}
+
+# What firmware before per-feature migrations created, literally (its store.MIGRATIONS, user_version 1 and 2).
+# Stations in the field have such databases: never edit this.
+OLD_MIGRATION_1 = """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE configuration (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE connectors (
+        connector INTEGER PRIMARY KEY,
+        availability TEXT NOT NULL            -- Operative | Inoperative
+    );
+    CREATE TABLE transactions (
+        local_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        connector INTEGER NOT NULL,
+        id_tag TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        meter_start_wh INTEGER NOT NULL,
+        transaction_id INTEGER,               -- assigned by the CSMS in StartTransaction.conf
+        last_meter_wh INTEGER,                -- the meterStop after a power cut
+        last_meter_at TEXT,
+        stopped_at TEXT,
+        stop_reason TEXT,
+        meter_stop_wh INTEGER,
+        stop_id_tag TEXT
+    );
+    CREATE TABLE tx_queue (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        unique_id TEXT NOT NULL,              -- kept on every re-send (OCPP-J errata 2025-04 §3.1)
+        local_id INTEGER NOT NULL,
+        action TEXT NOT NULL,
+        payload TEXT NOT NULL,                -- transactionId is filled in when sent
+        periodic INTEGER NOT NULL DEFAULT 0,  -- sampled/aligned MeterValues: thinned first when full
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE transaction_ids (
+        local_id INTEGER PRIMARY KEY,         -- our transaction number
+        transaction_id INTEGER NOT NULL       -- the CSMS's, from StartTransaction.conf (-1: never answered)
+    );
+"""
+OLD_MIGRATION_2 = """
+    CREATE TABLE auth_cache (
+        id_tag TEXT PRIMARY KEY COLLATE NOCASE, -- IdToken is a CiString20: case-insensitive
+        status TEXT NOT NULL,                   -- the last idTagInfo.status the CSMS gave
+        expiry_date TEXT,
+        parent_id_tag TEXT,
+        updated_at TEXT NOT NULL
+    );
+"""
+
+# A row in every table, as the old firmware wrote them (transactions.transaction_id: never written).
+OLD_ROWS = {
+    "meta": [("boot_count", "7"), ("last_time", "2025-03-01T10:00:00.000Z")],
+    "configuration": [("HeartbeatInterval", "120"), ("LocalPreAuthorize", "true")],
+    "connectors": [(0, "Operative"), (2, "Inoperative")],
+    "transactions": [
+        (1, 1, "TAG1", "2025-03-01T08:00:00.000Z", 100, None, 900, "2025-03-01T09:00:00.000Z",
+         "2025-03-01T09:00:00.000Z", "Local", 900, "TAG1"),
+        (2, 2, "TAG2", "2025-03-01T09:30:00.000Z", 0, None, 250, "2025-03-01T09:59:00.000Z", None, None, None, None),
+    ],
+    "tx_queue": [
+        (5, "u5", 1, "StopTransaction", '{"meterStop":900}', 0, 2),
+        (6, "u6", 2, "StartTransaction", '{"connectorId":2}', 0, 0),
+        (7, "u7", 2, "MeterValues", '{"connectorId":2}', 1, 0),
+    ],
+    "transaction_ids": [(1, 41)],
+    "auth_cache": [("Tag1", "Accepted", "2026-01-01T00:00:00.000Z", "GROUP", "2025-03-01T08:00:00.000Z")],
+}
 
 
 @pytest.fixture
@@ -40,6 +110,39 @@ def user_version(connection) -> int:
     return connection.execute("PRAGMA user_version").fetchone()[0]
 
 
+def versions(connection) -> dict[str, int]:
+    return dict(connection.execute("SELECT feature, version FROM schema_versions"))
+
+
+def columns(connection, table: str) -> list[tuple]:
+    """(name, type, notnull, default, pk) of each column, in order."""
+    return [tuple(r[1:]) for r in connection.execute(f"PRAGMA table_info({table})")]
+
+
+def all_rows(connection, table: str) -> list[tuple]:
+    return connection.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+
+
+def make_old_database(path: Path, user_version: int) -> None:
+    """The database the firmware before per-feature migrations left, with a row in every table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(str(path), isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
+    old.executescript(OLD_MIGRATION_1)
+    if user_version >= 2:
+        old.executescript(OLD_MIGRATION_2)
+    old.execute(f"PRAGMA user_version={user_version}")
+    for table, values in OLD_ROWS.items():
+        if table == "auth_cache" and user_version < 2:
+            continue
+        for row in values:
+            old.execute(f"INSERT INTO {table} VALUES({', '.join('?' * len(row))})", row)
+    old.close()
+
+
+KNOWN = {name: len(migrations) for name, migrations in store.feature_migrations().items()}
+
+
 # --- opening and migrating --------------------------------------------------------------------
 
 
@@ -48,36 +151,130 @@ def test_opening_a_new_database_creates_its_folder_and_every_table(db_path, conn
     assert tables(conn) == TABLES
 
 
-def test_migrations_set_user_version_to_their_count(conn):
-    assert len(store.MIGRATIONS) == 2
-    assert user_version(conn) == len(store.MIGRATIONS) == 2
+def test_every_feature_in_the_schema_list_owns_migrations_and_a_new_database_has_them_all(conn):
+    assert list(KNOWN) == list(schema.FEATURES)
+    assert all(count >= 1 for count in KNOWN.values())
+    assert versions(conn) == KNOWN
+    assert user_version(conn) == store.PER_FEATURE  # firmware that numbered the whole schema (1, 2) refuses it
 
 
-def test_a_version_1_database_is_migrated_to_2_keeping_its_data(db_path):
-    db_path.parent.mkdir(parents=True)
-    old = sqlite3.connect(str(db_path), isolation_level=None)  # what firmware with migration 1 only left
-    old.executescript(store.MIGRATIONS[0])
-    old.execute("PRAGMA user_version=1")
-    old.execute("INSERT INTO meta(key, value) VALUES('boot_count', '7')")
-    old.execute("INSERT INTO tx_queue(unique_id, local_id, action, payload) VALUES('u1', 1, 'StopTransaction', '{}')")
-    old.close()
+def test_transactions_have_no_transaction_id_column(conn):
+    # The CSMS's transactionId is kept by the queue, in transaction_ids; transactions never had it written.
+    assert "transaction_id" not in [c[0] for c in columns(conn, "transactions")]
+    assert columns(conn, "transaction_ids")[1][0] == "transaction_id"
+
+
+@pytest.mark.parametrize("drop_column", [True, False], ids=["drop-column", "table-rebuild"])
+def test_a_version_2_database_of_the_old_firmware_keeps_every_row_and_loses_transaction_id(db_path, tmp_path,
+                                                                                           monkeypatch, drop_column):
+    fresh = store.open_database(tmp_path / "fresh.db")
+    make_old_database(db_path, 2)
+    monkeypatch.setattr(sessions_migrations, "HAS_DROP_COLUMN", drop_column)  # SQLite < 3.35 has no DROP COLUMN
     conn = store.open_database(db_path)
     try:
-        assert user_version(conn) == 2
         assert tables(conn) == TABLES
+        assert versions(conn) == KNOWN
+        assert user_version(conn) == store.PER_FEATURE
+        for table, old_rows in OLD_ROWS.items():
+            expected = [row[:5] + row[6:] for row in old_rows] if table == "transactions" else old_rows
+            assert all_rows(conn, table) == expected, table
+            assert columns(conn, table) == columns(fresh, table), table  # as if made by this firmware
+        # AUTOINCREMENT counters go on: no local id or queue seq is ever reused.
+        assert conn.execute("INSERT INTO transactions(connector, id_tag, started_at, meter_start_wh)"
+                            " VALUES(1, 'T', 'now', 0)").lastrowid == 3
+        assert conn.execute("INSERT INTO tx_queue(unique_id, local_id, action, payload)"
+                            " VALUES('u', 3, 'StartTransaction', '{}')").lastrowid == 8
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        conn.close()
+        fresh.close()
+
+
+def test_a_version_1_database_of_the_old_firmware_gets_the_authorization_cache_and_keeps_its_data(db_path):
+    make_old_database(db_path, 1)
+    conn = store.open_database(db_path)
+    try:
+        assert tables(conn) == TABLES
+        assert versions(conn) == KNOWN
         assert store.get_meta(conn, "boot_count") == "7"
-        assert store.queue_length(conn) == 1
-        assert store.rows(conn, "SELECT * FROM auth_cache") == []
+        assert all_rows(conn, "tx_queue") == OLD_ROWS["tx_queue"]
+        assert all_rows(conn, "auth_cache") == []
     finally:
         conn.close()
 
 
-def test_the_auth_cache_is_keyed_case_insensitively(conn):
-    conn.execute("INSERT INTO auth_cache(id_tag, status, updated_at) VALUES('Tag1', 'Accepted', 'now')")
-    assert store.rows(conn, "SELECT id_tag, status FROM auth_cache WHERE id_tag='TAG1'") == \
-        [{"id_tag": "Tag1", "status": "Accepted"}]
-    with pytest.raises(sqlite3.IntegrityError):
-        conn.execute("INSERT INTO auth_cache(id_tag, status, updated_at) VALUES('tag1', 'Blocked', 'now')")
+def test_an_upgraded_database_opens_again_without_migrating_again(db_path):
+    make_old_database(db_path, 2)
+    store.open_database(db_path).close()
+    conn = store.open_database(db_path)
+    try:
+        assert versions(conn) == KNOWN
+        assert len(all_rows(conn, "transactions")) == 2
+    finally:
+        conn.close()
+
+
+class FakeFeature:
+    """A feature's migrations module whose migrations count their runs."""
+
+    def __init__(self, *sql: str):
+        self.runs: list[int] = []
+        self.MIGRATIONS = tuple(self._migration(number, text) for number, text in enumerate(sql, 1))
+
+    def _migration(self, number: int, text: str):
+        def migrate(conn):
+            self.runs.append(number)
+            conn.execute(text)
+        return migrate
+
+
+@pytest.fixture
+def add_feature(monkeypatch):
+    """Put a feature at the end of the schema list, its migrations module given."""
+    def add(name: str, module) -> None:
+        monkeypatch.setitem(sys.modules, f"actors.{name}.migrations", module)
+        monkeypatch.setattr(schema, "FEATURES", (*schema.FEATURES, name))
+    return add
+
+
+def test_each_migration_of_a_feature_runs_once(db_path, monkeypatch, add_feature):
+    feature = FakeFeature("CREATE TABLE reservations (id INTEGER PRIMARY KEY)")
+    add_feature("reservation", feature)
+    for _ in range(3):
+        store.open_database(db_path).close()
+    assert feature.runs == [1]
+    # The next firmware adds a migration: only that one runs, on the data already there.
+    conn = store.open_database(db_path)
+    conn.execute("INSERT INTO reservations(id) VALUES(9)")
+    conn.close()
+    newer = FakeFeature("CREATE TABLE reservations (id INTEGER PRIMARY KEY)",
+                        "ALTER TABLE reservations ADD COLUMN expiry TEXT")
+    monkeypatch.setitem(sys.modules, "actors.reservation.migrations", newer)
+    for _ in range(2):
+        store.open_database(db_path).close()
+    assert newer.runs == [2]
+    conn = store.open_database(db_path)
+    try:
+        assert versions(conn)["reservation"] == 2
+        assert all_rows(conn, "reservations") == [(9, None)]
+    finally:
+        conn.close()
+
+
+def test_a_failing_migration_leaves_the_database_as_it_was(db_path, add_feature):
+    make_old_database(db_path, 2)
+    add_feature("broken", FakeFeature("CREATE TABLE fine (x)", "CREATE TABLE fine (x)"))  # the 2nd fails
+    with pytest.raises(StorageError) as info:
+        store.open_database(db_path)
+    assert str(db_path) in str(info.value)
+    old = sqlite3.connect(str(db_path))
+    try:  # nothing happened: not the per-feature versions, not the dropped column, not the first table
+        assert old.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert "schema_versions" not in tables(old) and "fine" not in tables(old)
+        assert "transaction_id" in [c[0] for c in columns(old, "transactions")]
+    finally:
+        old.close()
 
 
 def test_reopening_an_existing_database_is_idempotent_and_keeps_the_data(db_path, conn):
@@ -86,14 +283,33 @@ def test_reopening_an_existing_database_is_idempotent_and_keeps_the_data(db_path
     again = store.open_database(db_path)
     try:
         assert tables(again) == TABLES
-        assert user_version(again) == len(store.MIGRATIONS)
+        assert versions(again) == KNOWN
         assert store.get_meta(again, "boot_count") == "3"
     finally:
         again.close()
 
 
-def test_a_database_from_newer_firmware_is_refused_naming_the_path(db_path, conn):
-    conn.execute(f"PRAGMA user_version={len(store.MIGRATIONS) + 1}")
+@pytest.mark.parametrize("feature", list(schema.FEATURES))
+def test_a_feature_schema_newer_than_the_firmware_is_refused_naming_the_feature_and_the_path(db_path, conn,
+                                                                                             feature):
+    conn.execute("UPDATE schema_versions SET version=version+1 WHERE feature=?", (feature,))
+    conn.close()
+    with pytest.raises(StorageError) as info:
+        store.open_database(db_path)
+    message = str(info.value)
+    assert str(db_path) in message and feature in message and "newer" in message
+
+
+def test_a_feature_this_firmware_does_not_know_is_refused_naming_it(db_path, conn):
+    conn.execute("INSERT INTO schema_versions(feature, version) VALUES('reservation', 1)")
+    conn.close()
+    with pytest.raises(StorageError) as info:
+        store.open_database(db_path)
+    assert "reservation" in str(info.value) and "newer" in str(info.value)
+
+
+def test_a_database_numbered_beyond_per_feature_versions_is_refused(db_path, conn):
+    conn.execute(f"PRAGMA user_version={store.PER_FEATURE + 1}")
     conn.close()
     with pytest.raises(StorageError) as info:
         store.open_database(db_path)
@@ -142,10 +358,9 @@ def test_a_transaction_rolls_back_everything_when_the_block_raises(conn):
     with pytest.raises(ValueError):
         with Transaction(conn):
             store.set_meta(conn, "a", "1")
-            store.enqueue(conn, "u1", 1, "StartTransaction", {"connectorId": 1})
+            store.set_meta(conn, "b", "2")
             raise ValueError("boom")
-    assert store.get_meta(conn, "a") is None
-    assert store.queue_length(conn) == 0
+    assert store.get_meta(conn, "a") is None and store.get_meta(conn, "b") is None
     assert not conn.in_transaction
 
 
@@ -192,35 +407,13 @@ def test_meta_values_are_replaced_not_duplicated(conn):
     assert store.get_meta(conn, "missing", "default") == "default"
 
 
-def test_configuration_values_round_trip_with_their_types(db_path, conn):
-    store.save_configuration(conn, "HeartbeatInterval", 120)
-    store.save_configuration(conn, "LocalPreAuthorize", True)
-    store.save_configuration(conn, "MeterValuesSampledData", "Voltage,Current.Import")
-    store.save_configuration(conn, "HeartbeatInterval", 60)
-    conn.close()
-    again = store.open_database(db_path)
-    try:
-        loaded = store.load_configuration(again)
-    finally:
-        again.close()
-    assert loaded == {"HeartbeatInterval": 60, "LocalPreAuthorize": True,
-                      "MeterValuesSampledData": "Voltage,Current.Import"}
-    assert type(loaded["HeartbeatInterval"]) is int and type(loaded["LocalPreAuthorize"]) is bool
-
-
-def test_enqueue_appends_in_order_and_queue_length_counts(conn):
-    assert store.queue_length(conn) == 0
+def test_the_transitional_forwarders_reach_the_books(conn):
+    # store.enqueue and store.load_configuration stay until their last callers use the books.
     with Transaction(conn):
-        first = store.enqueue(conn, "u1", 1, "StartTransaction", {"connectorId": 1, "idTag": "ABC"})
-        second = store.enqueue(conn, "u2", 1, "MeterValues", {"connectorId": 1}, periodic=True)
-    assert second > first
-    assert store.queue_length(conn) == 2
-    queued = store.rows(conn, "SELECT unique_id, action, payload, periodic, attempts FROM tx_queue ORDER BY seq")
-    assert queued == [
-        {"unique_id": "u1", "action": "StartTransaction", "payload": '{"connectorId":1,"idTag":"ABC"}',
-         "periodic": 0, "attempts": 0},
-        {"unique_id": "u2", "action": "MeterValues", "payload": '{"connectorId":1}', "periodic": 1, "attempts": 0},
-    ]
+        store.enqueue(conn, "u1", 1, "StopTransaction", {"meterStop": 1})
+    assert TransactionQueueBook(conn).head() == (1, "u1", 1, "StopTransaction", {"meterStop": 1})
+    ConfigurationBook(conn).save("HeartbeatInterval", 60)
+    assert store.load_configuration(conn) == {"HeartbeatInterval": 60}
 
 
 def test_rows_returns_dicts_by_column_name(conn):
@@ -235,9 +428,10 @@ def test_a_committed_row_survives_sigkill_of_the_writer(db_path):
     child = textwrap.dedent(f"""
         import os, signal
         from actors.infra import store
+        from actors.txqueue.book import enqueue
         conn = store.open_database({str(db_path)!r})
         with store.Transaction(conn):
-            store.enqueue(conn, "kill-1", 7, "StopTransaction", {{"transactionId": 9}})
+            enqueue(conn, "kill-1", 7, "StopTransaction", {{"transactionId": 9}})
             store.set_meta(conn, "written", "yes")
         os.kill(os.getpid(), signal.SIGKILL)
     """)
