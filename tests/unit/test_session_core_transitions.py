@@ -13,10 +13,11 @@ from typing import Callable
 import pytest
 
 from actors.sessions.book import Interrupted
-from actors.sessions.connector import ALLOWED, BEYOND_THE_TABLE, STATUS_RULES, TRANSITIONS, Connector, transition_name
+from actors.sessions.connector import (ALLOWED, BEYOND_THE_TABLE, STATUS_RULES, TRANSITIONS, Connector, Session,
+                                      transition_name)
 from messages.events import CableDetached, ConnectorFaultChanged, EvDrawChanged
 from messages.requests import ChangeAvailability
-from tests.unit.test_session_core import START, Core
+from tests.unit.test_session_core import START, Core, statuses
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -159,3 +160,15 @@ def test_every_status_but_reserved_has_a_rule_and_the_last_rule_always_holds():
     assert [status for status, _ in STATUS_RULES] == ["Faulted", "SuspendedEVSE", "Charging", "SuspendedEV",
                                                       "Unavailable", "Finishing", "Preparing", "Available"]
     assert STATUS_RULES[-1][1](Connector(1))
+
+
+def test_a_transition_outside_the_table_is_published_and_logged(caplog):
+    core = Core()
+    core.plug()
+    core.connector().finishing = True  # facts forced into Finishing, then straight into a session: F3
+    core.core.handle(EvDrawChanged(1, False))
+    core.connector().session = Session(1, "TAG1", None, 0, START)
+    with caplog.at_level("WARNING", logger="actors.sessions.core"):
+        effects = core.core.handle(EvDrawChanged(1, True))
+    assert statuses(effects) == [(1, "Charging")]
+    assert "Finishing -> Charging is not a transition of OCPP 1.6 §4.9" in caplog.text
