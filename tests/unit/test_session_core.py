@@ -24,9 +24,10 @@ from actors.sessions.transactions import MAX_TRANSACTION_DATA
 from messages.events import (AuthorizeTag, CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
                              ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, MeterReading, MeterSampled,
                              PlugConnected, PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus,
-                             TagAuthorized, TransactionBegan, TransactionDataSampled, TransactionEnded,
-                             TransactionIdAssigned, TransactionMessagesQueued)
+                             StopAllTransactions, TagAuthorized, TransactionBegan, TransactionDataSampled,
+                             TransactionEnded, TransactionIdAssigned, TransactionMessagesQueued)
 from messages.frozen import freeze
+from messages.requests import ChangeAvailability
 from messages.ticks import ConnectionTimeoutDue
 
 pytestmark = pytest.mark.timeout(10)
@@ -306,7 +307,6 @@ def test_a_cable_pulled_while_the_lock_runs_starts_no_transaction():
 
 
 def test_a_connector_made_inoperative_while_the_lock_runs_starts_no_transaction():
-    from messages.requests import ChangeAvailability
     core = Core()
     core.plug()
     locking = core.answer(core.card())
@@ -578,7 +578,6 @@ def test_every_message_the_actor_is_wired_for_has_a_handler():
 
 
 def test_tells_and_replies_come_after_the_statuses_they_leave():
-    from messages.events import StopAllTransactions
     core = Core()
     core.start()
     effects = core(StopAllTransactions("SoftReset", "asker"))
