@@ -517,7 +517,7 @@ class Committer:
         self._n = 0
 
     def once(self) -> int:
-        """BEGIN IMMEDIATE, one upsert, COMMIT (what store.save_configuration does); its ns."""
+        """BEGIN IMMEDIATE, one upsert, COMMIT (what ConfigurationBook.save does); its ns."""
         self._n += 1
         t0 = time.perf_counter_ns()
         self._conn.execute("BEGIN IMMEDIATE")

@@ -7,6 +7,7 @@ import pytest
 from actors.configuration import registry as keys
 
 from actors.infra import store
+from actors.configuration.book import ConfigurationBook
 from actors.configuration.actor import Configuration, ConfigurationView, effective_values
 from messages.events import ConfigurationChanged, ReplyError, ReplyResult
 from tests.unit.fakes import Probe, csms_request, sync, wire
@@ -46,7 +47,7 @@ class Rig:
     def stored(self) -> dict:
         conn = store.open_database(self.db_path)
         try:
-            return store.load_configuration(conn)
+            return ConfigurationBook(conn).load()
         finally:
             conn.close()
 

@@ -12,6 +12,7 @@ from actors.configuration import registry as keys
 
 from actors.infra import store
 from actors.infra.ticker import ManualScheduler
+from actors.txqueue.book import enqueue
 from actors.txqueue.actor import TransactionMessageQueue
 from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, IdTagInfoReceived,
                              NotifyWhenDrained, QueueDrained, SendCall, TransactionIdAssigned,
@@ -69,7 +70,7 @@ class Rig:
         seqs = []
         with store.Transaction(self.conn):
             for i, (action, local_id, payload, *periodic) in enumerate(messages):
-                seqs.append(store.enqueue(self.conn, f"{action}-{local_id}-{i}", local_id, action,
+                seqs.append(enqueue(self.conn, f"{action}-{local_id}-{i}", local_id, action,
                                           payload, periodic=bool(periodic and periodic[0])))
         self.queue.tell(TransactionMessagesQueued())
         return seqs
