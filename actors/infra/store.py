@@ -157,21 +157,3 @@ def rows(conn: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list
     cur = conn.execute(sql, tuple(params))
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r)) for r in cur.fetchall()]
-
-
-# --- transitional: callers not yet moved to their feature's book ----------------------------
-
-
-def enqueue(conn: sqlite3.Connection, unique_id: str, local_id: int, action: str, payload: dict,
-            periodic: bool = False) -> int:
-    """Moved to actors.txqueue.book.enqueue; this forwards until actors/sessions/book.py and
-    tests/unit/test_actor_txqueue.py call it there."""
-    from actors.txqueue.book import enqueue as _enqueue  # lazily: infra does not import the features
-    return _enqueue(conn, unique_id, local_id, action, payload, periodic)
-
-
-def load_configuration(conn: sqlite3.Connection) -> dict[str, Any]:
-    """Moved to actors.configuration.book.ConfigurationBook.load; this forwards until
-    tests/unit/test_actor_configuration.py calls it there."""
-    from actors.configuration.book import ConfigurationBook  # lazily: infra does not import the features
-    return ConfigurationBook(conn).load()

@@ -4,7 +4,8 @@ A plain class owned by the TransactionManager (one SQLite connection, its thread
 to carry out the session core's Record* effects. Each change is one SQLite transaction that writes
 the record and queues its OCPP message together, so a crash can never leave a transaction without
 its StartTransaction or StopTransaction. Local transaction ids are given by the core, counting on
-from `last_local_id()`; they are never reused (the table is AUTOINCREMENT).
+from `last_local_id()`; they are never reused (the table is AUTOINCREMENT). Tables `connectors` and
+`transactions` (created by `actors/sessions/migrations.py`) are written only through this book.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 
 from actors.infra import store
 from actors.infra.clock import format_time, parse_time
+from actors.txqueue.book import enqueue
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,12 @@ class Interrupted:
 class TransactionBook:
     def __init__(self, db: sqlite3.Connection):
         self._db = db
+
+    def latest_time(self) -> str | None:
+        """The latest time written in any transaction record (the clock never starts before it)."""
+        return max(filter(None, self._db.execute(
+            "SELECT MAX(started_at), MAX(last_meter_at), MAX(stopped_at) FROM transactions").fetchone()),
+            default=None, key=parse_time)
 
     def availability(self) -> dict[int, bool]:
         """connector (0 = station) -> operative, as last set by ChangeAvailability."""
@@ -68,7 +76,7 @@ class TransactionBook:
                 "INSERT INTO transactions(local_id, connector, id_tag, started_at, meter_start_wh, last_meter_wh,"
                 " last_meter_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
                 (local_id, connector, id_tag, stamp, meter_start_wh, meter_start_wh, stamp))
-            store.enqueue(self._db, str(uuid.uuid4()), local_id, "StartTransaction",
+            enqueue(self._db, str(uuid.uuid4()), local_id, "StartTransaction",
                           {"connectorId": connector, "idTag": id_tag, "meterStart": meter_start_wh, "timestamp": stamp})
 
     def meter(self, local_id: int, energy_wh: int, at: datetime) -> None:
@@ -87,4 +95,4 @@ class TransactionBook:
         with store.Transaction(self._db):
             self._db.execute("UPDATE transactions SET stopped_at=?, stop_reason=?, meter_stop_wh=?, stop_id_tag=?"
                              " WHERE local_id=?", (payload["timestamp"], reason, meter_stop_wh, id_tag, local_id))
-            store.enqueue(self._db, str(uuid.uuid4()), local_id, "StopTransaction", payload)
+            enqueue(self._db, str(uuid.uuid4()), local_id, "StopTransaction", payload)

@@ -41,6 +41,7 @@ from actors.shell.settings import Settings, SettingsError, load
 from actors.status.actor import StatusDebouncer
 from actors.infra.ticker import Scheduler
 from actors.sessions.actor import TransactionManager
+from actors.sessions.book import TransactionBook
 from actors.txqueue.actor import TransactionMessageQueue
 from hal import registry
 from messages import validation
@@ -66,9 +67,8 @@ class Station:
         db_path = str(s.storage_path)
         db = store.open_database(db_path)  # fails early, with the path, if the database is unusable
         # The latest time this station ever wrote down: no RTC may bring the clock back before it.
-        last = max(filter(None, [store.get_meta(db, "last_time"), *db.execute(
-            "SELECT MAX(started_at), MAX(last_meter_at), MAX(stopped_at) FROM transactions").fetchone()]),
-            default=None, key=parse_time)
+        last = max(filter(None, [store.get_meta(db, "last_time"), TransactionBook(db).latest_time()]),
+                   default=None, key=parse_time)
         boots = int(store.get_meta(db, "boot_count", "0")) + 1
         store.set_meta(db, "boot_count", str(boots))
         specs = keyreg.registry(s.station.connectors, s.station.fixed_cable)

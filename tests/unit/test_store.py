@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.configuration.book import ConfigurationBook
 from actors.infra import schema, store
 from actors.infra.store import StorageError, Transaction
 from actors.sessions import migrations as sessions_migrations
-from actors.txqueue.book import TransactionQueueBook
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -405,15 +403,6 @@ def test_meta_values_are_replaced_not_duplicated(conn):
     store.set_meta(conn, "last_time", "2024-06-01T00:00:00Z")
     assert store.get_meta(conn, "last_time") == "2024-06-01T00:00:00Z"
     assert store.get_meta(conn, "missing", "default") == "default"
-
-
-def test_the_transitional_forwarders_reach_the_books(conn):
-    # store.enqueue and store.load_configuration stay until their last callers use the books.
-    with Transaction(conn):
-        store.enqueue(conn, "u1", 1, "StopTransaction", {"meterStop": 1})
-    assert TransactionQueueBook(conn).head() == (1, "u1", 1, "StopTransaction", {"meterStop": 1})
-    ConfigurationBook(conn).save("HeartbeatInterval", 60)
-    assert store.load_configuration(conn) == {"HeartbeatInterval": 60}
 
 
 def test_rows_returns_dicts_by_column_name(conn):
