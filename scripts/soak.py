@@ -10,20 +10,22 @@ away and back (outages); then it SIGKILLs the station at a random moment (someti
 it is recovering) and restarts it on the same database. At the end it brings everything to rest
 (CSMS online, cables out, queue drained, SIGTERM) and judges the whole record
 (scripts/soak_check.py). Every random choice comes from one random.Random(seed), drawn the same
-way whatever the station does, so a seed replays the same script; every wait has a deadline.
+way whatever the station does, so a seed replays the same script (the station's own timing
+still varies from run to run); every wait has a deadline.
 
 What is checked (each rule applied to one object is one check; `N passed, M failed`):
 - after every restart: BootNotification, a StatusNotification for every connector, and every
   connector usable: one reporting Available takes a new session (plug -> Preparing,
   RemoteStartTransaction Accepted, then Charging); one whose cable is in reports Preparing or
-  Finishing. A restart killed again on purpose before it is checked is checked when it comes back;
+  Finishing. A process killed again on purpose while it recovers is not checked; the next one is;
 - the station never exits by itself, and exits 0 on the final SIGTERM;
 - every transaction the station recorded has exactly one StartTransaction and one
   StopTransaction at the CSMS (distinct message ids; the Stop as recorded); no Start, Stop or
   MeterValues belongs to no recorded transaction;
 - nothing lost: every message waiting in tx_queue at a kill reaches the CSMS; sampled MeterValues
-  of a transaction come every MeterValueSampleInterval with no gap; at rest the queue is empty
-  and no transaction is open;
+  of a transaction come every MeterValueSampleInterval from StartTransaction to StopTransaction
+  with no gap (the sampler may lag 0.5 s at either end); at rest the queue is empty and no
+  transaction is open;
 - nothing duplicated beyond the one message in flight: a message id may arrive again only if it
   was the last transaction message received on a connection that then ended (a kill, or an
   outage, cut it before the answer was processed), on a later connection, with the same
@@ -46,8 +48,8 @@ What is checked (each rule applied to one object is one check; `N passed, M fail
 Figures: kills, transactions, messages (distinct transaction messages), duplicates (extra
 receipts, all of them the allowed kind unless a check says otherwise), lost, the longest time
 from spawning the process to its BootNotification at the CSMS (restarts while the CSMS is up).
-Exit status 0 when every check passed, 1 otherwise; the work directory (station log, database,
-CSMS frame log) is kept when a check failed.
+Exit status 0 when every check passed, 1 otherwise; a temporary work directory (station log,
+database, CSMS frame log) is kept when a check failed; one named with --dir is never removed.
 """
 
 from __future__ import annotations
