@@ -1,6 +1,6 @@
 """The OCPP 1.6 configuration key registry: every key this station knows (OCPP 1.6 §9).
 
-Each feature declares the keys it owns in its own `keys.py` (see FEATURES); this module holds the
+Each feature declares the keys it owns in its own `keys.py` (see actors/features.py); this module holds the
 machinery. For each key: its type, default, whether the CSMS may change it (readonly), whether a
 change needs a reboot (RebootRequired), and its range or allowed items. Values are kept
 typed (bool, int, str); `to_wire` gives the OCPP string. Only keys whose feature is really
@@ -9,7 +9,6 @@ implemented are listed, so GetConfiguration tells the truth.
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 
@@ -43,7 +42,6 @@ class KeySpec:
 
 # The feature packages that own configuration keys, each in `actors/<feature>/keys.py` as
 # `keys(connectors, fixed_cable) -> list[KeySpec]`. A new feature with keys adds its name here.
-FEATURES = ("link", "boot", "status", "sessions", "txqueue", "authorization", "metering", "configuration", "reset")
 
 # GetConfiguration lists the keys in this order (OCPP 1.6 prescribes none): by name, except these two,
 # kept where the station listed them before the keys moved to their features (key: listed right after).
@@ -57,9 +55,10 @@ def _listing_position(name: str) -> tuple[str, ...]:
 
 
 def owners(connectors: int, fixed_cable: bool) -> dict[str, list[KeySpec]]:
-    """Each feature in FEATURES and the keys it declares (imported here: its keys.py imports this module)."""
-    return {feature: importlib.import_module(f"actors.{feature}.keys").keys(connectors, fixed_cable)
-            for feature in FEATURES}
+    """Each feature (actors.features) and the keys it declares (found by name: its keys.py imports this module)."""
+    from actors import features
+    return {feature: features.part(feature, "keys").keys(connectors, fixed_cable)
+            for feature in features.with_part("keys")}
 
 
 def registry(connectors: int, fixed_cable: bool) -> dict[str, KeySpec]:

@@ -5,19 +5,18 @@ schema changes, oldest first, never edited once released (a change is a new entr
 `actors.infra.store.open_database` applies every feature's pending migrations in one SQLite
 transaction and records each feature's version in the `schema_versions` table.
 
-A new feature with tables adds one line here. The modules are named, not imported, so the
+A new feature with tables only adds its migrations.py. The modules are found by name, so the
 infrastructure does not import the features (they import it).
 """
 
 from __future__ import annotations
 
-FEATURES: tuple[str, ...] = (
-    "infra",          # meta
-    "configuration",  # configuration
-    "sessions",       # connectors, transactions
-    "txqueue",        # tx_queue, transaction_ids
-    "authorization",  # auth_cache
-)
+
+def features() -> tuple[str, ...]:
+    """The owners of tables, in the order their migrations apply: infra (meta), then every feature in
+    actors/features.py that has a migrations.py."""
+    from actors import features as station_features  # by name at run time: infra imports no feature
+    return ("infra", *station_features.with_part("migrations"))
 
 # Firmware before per-feature migrations numbered the whole schema with PRAGMA user_version (1, 2).
 # Stations in the field have such databases: this is what each of those numbers had created, as

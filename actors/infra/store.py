@@ -60,8 +60,8 @@ def open_database(path: str | Path) -> sqlite3.Connection:
 
 
 def feature_migrations() -> dict[str, Sequence[Migration]]:
-    """Every feature's migrations, in the order schema.FEATURES applies them."""
-    return {name: importlib.import_module(f"actors.{name}.migrations").MIGRATIONS for name in schema.FEATURES}
+    """Every feature's migrations, in the order schema.features() applies them."""
+    return {name: importlib.import_module(f"actors.{name}.migrations").MIGRATIONS for name in schema.features()}
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -1,0 +1,11 @@
+"""The sessions feature: see actors/features.py for what a feature package provides."""
+
+from __future__ import annotations
+
+
+def start(station):
+    """Start this feature's actors (imported here, so importing the package stays light)."""
+    from actors.sessions.actor import TransactionManager
+    s = station.settings.station
+    return [(TransactionManager, TransactionManager.start(station.db_path, s.connectors, s.fixed_cable, station.config,
+                                                          station.clock, station.scheduler, s.backup_power))]

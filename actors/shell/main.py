@@ -9,6 +9,7 @@ SIGUSR1 logs every thread's traceback (deadlock hunting).
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import logging.handlers
 import os
@@ -21,28 +22,18 @@ from typing import Any
 import pykka
 import pykka.debug
 
+from actors import features
 from actors.configuration import registry as keyreg
-from actors.shell import sdnotify, wiring
-from actors.infra import store
-from actors.data_transfer import vendors
-from actors.authorization.actor import Authorization
-from actors.boot.actor import BootNotifier
-from actors.infra.clock import StationClock, parse_time
-from actors.configuration.actor import Configuration, ConfigurationView, effective_values
+from actors.configuration.actor import ConfigurationView, effective_values
 from actors.configuration.book import ConfigurationBook
-from actors.data_transfer.actor import DataTransfer
-from actors.devices.evse import EvseDevice
-from actors.link.actor import Link
-from actors.metering.actor import MeterSampler
-from actors.devices.meter import MeterDevice
-from actors.reset.actor import ResetManager
-from actors.devices.rfid import RfidListener
-from actors.shell.settings import Settings, SettingsError, load
-from actors.status.actor import StatusDebouncer
+from actors.infra import store
+from actors.infra.clock import StationClock, parse_time
+from actors.infra.context import StationContext
 from actors.infra.ticker import Scheduler
-from actors.sessions.actor import TransactionManager
+from actors.link.actor import Link
 from actors.sessions.book import TransactionBook
-from actors.txqueue.actor import TransactionMessageQueue
+from actors.shell import sdnotify, wiring
+from actors.shell.settings import Settings, SettingsError, load
 from hal import registry
 from messages import validation
 from messages.events import HealthCheck, LinkWiring, Wired
@@ -75,41 +66,22 @@ class Station:
         config = effective_values(specs, s.configuration, ConfigurationBook(db).load())
         db.close()
         validation.precompile()
-        vendor_registry = vendors.station_registry(s.station.firmware_version, s.station.vendor_plugins)
         self.clock = StationClock(parse_time(last) if last else None)
         log.info("station %s starting (boot %d), CSMS %s", s.station.id, boots, s.csms.url)
 
         drivers = {d: registry.build(d, s.hal[d], s.hal, s.station.connectors, s.station.fixed_cable)
                    for d in ("evse", "meter", "rfid")}
-        sch = self.scheduler
-        meter = s.hal["meter"]
-        poll_s = float(meter.get("poll_interval_s", 1.0))
         view = ConfigurationView(specs, config)
-        # One line per actor: what it needs to start. Who hears what is declared on each class.
-        actors = [
-            (Link, lambda: Link.start(s.csms, s.station.id, config["MessageTimeout"], config["WebSocketPingInterval"],
-                                      sch)),
-            (BootNotifier, lambda: BootNotifier.start(db_path, s.station, self.clock, config["HeartbeatInterval"], sch)),
-            (StatusDebouncer, lambda: StatusDebouncer.start(config["MinimumStatusDuration"], sch)),
-            (Configuration, lambda: Configuration.start(db_path, specs, config, view)),
-            (DataTransfer, lambda: DataTransfer.start(vendor_registry, scheduler=sch)),
-            (ResetManager, lambda: ResetManager.start(self.request_exit, sch)),
-            (TransactionManager, lambda: TransactionManager.start(db_path, s.station.connectors, s.station.fixed_cable,
-                                                                  config, self.clock, sch, s.station.backup_power)),
-            (Authorization, lambda: Authorization.start(db_path, config, self.clock)),
-            (MeterSampler, lambda: MeterSampler.start(db_path, config, self.clock, sch)),
-            (TransactionMessageQueue, lambda: TransactionMessageQueue.start(db_path, config, s.queue_max_messages, sch)),
-            (RfidListener, lambda: RfidListener.start(drivers["rfid"])),
-            (MeterDevice, lambda: MeterDevice.start(drivers["meter"], s.station.connectors, config, poll_s,
-                                                    max(1, round(float(meter.get("fault_after_s", 3.0)) / poll_s)),
-                                                    scheduler=sch)),
-            (EvseDevice, lambda: EvseDevice.start(drivers["evse"])),
-        ]
-        self.actors = [(cls, start()) for cls, start in actors]
+        context = StationContext(s, db_path, config, specs, self.clock, self.scheduler, drivers, view,
+                                 self.request_exit)
+        # Each feature starts its own actors; who hears what is declared on each actor class.
+        self.actors = []
+        for feature in features.FEATURES:
+            self.actors += importlib.import_module(f"actors.{feature}").start(context)
         self.wiring = wiring.build(self.actors)
         for _, ref in self.actors:
             ref.tell(Wired(self.wiring.routes))
-        link = self.actors[0][1]
+        link = next(ref for cls, ref in self.actors if cls is Link)
         link.tell(LinkWiring(self.wiring.handlers, FrozenDict({"GetConfiguration": view.get})))
 
     def request_exit(self, code: int) -> None:

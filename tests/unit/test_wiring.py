@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import pytest
 
 from actors.infra.base import StationActor
-from actors.shell import main, wiring
+from actors import features
+from actors.shell import wiring
 from messages import requests
 from messages.events import LinkUp, SendCall
 
 
 def station_classes() -> list[type]:
-    """The actor classes the station starts, in its start order (read from main.Station.start)."""
-    import inspect
-
-    source = inspect.getsource(main.Station.start)
-    classes = [obj for name, obj in vars(main).items()
-               if isinstance(obj, type) and issubclass(obj, StationActor) and f"({name}, lambda" in source]
-    return sorted(classes, key=lambda cls: source.index(f"({cls.__name__}, lambda"))
+    """Every actor class of every feature in actors/features.py, in feature order."""
+    classes: list[type] = []
+    for feature in features.FEATURES:
+        package = importlib.import_module(f"actors.{feature}")
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"actors.{feature}.{info.name}")
+            classes += [obj for obj in vars(module).values() if isinstance(obj, type) and issubclass(obj, StationActor)
+                        and obj.__module__ == module.__name__]
+    return classes
 
 
 def test_the_station_wiring_is_complete_every_emitted_message_has_a_subscriber():
