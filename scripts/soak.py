@@ -62,6 +62,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -347,14 +348,17 @@ class Soak:
             if busy == 0:
                 break
             time.sleep(0.1)
-        code = self.station.terminate()
+        try:
+            code = self.station.terminate()
+        except AssertionError:  # still running 15 s after SIGTERM (then killed)
+            code = "none (killed after 15 s)"
         self.verdict.check(code == 0, "no clean stop", f"[seed {self.seed}] the final SIGTERM: exit status {code}, "
                                                        "expected 0")
 
     def judge(self) -> None:
         with self.db() as db:
-            transactions = [dict(zip([d[0] for d in cur.description], row))
-                            for cur in [db.execute("SELECT * FROM transactions ORDER BY local_id")] for row in cur]
+            db.row_factory = sqlite3.Row
+            transactions = [dict(row) for row in db.execute("SELECT * FROM transactions ORDER BY local_id")]
             ids = dict(db.execute("SELECT local_id, transaction_id FROM transaction_ids"))
             queue_left = db.execute("SELECT COUNT(*) FROM tx_queue").fetchone()[0]
         received = self.csms.received
@@ -370,9 +374,9 @@ class Soak:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def db(self) -> sqlite3.Connection:
+    def db(self) -> closing[sqlite3.Connection]:
         """The station's database, read-only (a `with` block closes it)."""
-        return _Closing(sqlite3.connect(f"file:{self.station.db_path}?mode=ro", uri=True, timeout=10))
+        return closing(sqlite3.connect(f"file:{self.station.db_path}?mode=ro", uri=True, timeout=10))
 
     def sim(self, **command) -> dict:
         """A simulator command; one the simulator refuses (e.g. no reader open yet) is skipped."""
@@ -411,18 +415,7 @@ class Soak:
 
 
 class Fatal(Exception):
-    """The soak cannot go on (the station does not start or boot); what was seen so far is judged."""
-
-
-class _Closing:
-    def __init__(self, conn: sqlite3.Connection):
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        return self.conn
-
-    def __exit__(self, *exc) -> None:
-        self.conn.close()
+    """The soak cannot go on (the station does not start or boot): the run ends with this failure."""
 
 
 def _timestamps(payload) -> list[str]:
@@ -468,8 +461,10 @@ def main(argv: list[str] | None = None) -> int:
           f"work directory {workdir}", flush=True)
     verdict = Soak(args.kills, seed, workdir, progress=lambda line: print(line, flush=True)).run()
     report(verdict, seed)
+    if verdict.failures:  # the report shows five of a kind; the file has them all
+        (workdir / "failures.txt").write_text("".join(f"{kind}: {detail}\n" for kind, detail in verdict.failures))
     if verdict.failures and not keep:
-        print(f"work directory kept: {workdir} (station.stderr, var/station.db, csms-frames.log)")
+        print(f"work directory kept: {workdir} (failures.txt, station.stderr, var/station.db, csms-frames.log)")
     elif not keep:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if verdict.failures else 0
