@@ -5,8 +5,8 @@ lets that function change the `SessionState` and returns the effects to carry ou
 (`effects`). After every event the status of each connector is derived again from its facts
 (`connector.STATUS_RULES`); each one that changed is published (ConnectorStatusChanged and
 ShowStatus: errata 3.19, a StatusNotification for every change), checked against the OCPP 1.6
-§4.9 transitions (`connector.ALLOWED`). Answers to requests come last, once the state they leave
-is published.
+§4.9 transitions (`connector.ALLOWED`). Answers to CSMS requests come first (after the one commit
+an answer may promise), answers to other actors last.
 
 The TransactionManager feeds it and performs the effects; tests drive it directly.
 """
@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 from actors.sessions import identify, requests, transactions
 from actors.sessions.connector import ALLOWED, Connector, station_status
-from actors.sessions.effects import Effect, Publish, Reply, Tell
+from actors.sessions.effects import Effect, Publish, RecordAvailability, RecordMeter, RecordStart, RecordStop, Reply, Tell
 from actors.sessions.state import SessionState, Unexpected
 from messages.events import (CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
                              ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged,
@@ -45,6 +45,9 @@ def _configuration_changed(s: SessionState, event: ConfigurationChanged) -> list
     s.config[event.key] = event.value
     return []
 
+
+DURABLE_WRITES = (RecordStart, RecordStop, RecordMeter, RecordAvailability)
+DURABLE_ANSWERS = (ChangeAvailability,)  # §4.9: the availability answered survives a reboot: committed first
 
 HANDLERS: dict[type, Callable[[SessionState, Any], list[Effect]]] = {
     # the hardware
@@ -104,8 +107,20 @@ class SessionCore:
         return self._settle(effects)
 
     def _settle(self, effects: list[Effect]) -> list[Effect]:
-        answers = [e for e in effects if isinstance(e, (Reply, Tell))]
-        return [e for e in effects if not isinstance(e, (Reply, Tell))] + self._status_changes() + answers
+        """Answers to the CSMS go first: Accepted promises an attempt (§5.11, §5.12), so nothing the
+        station does next needs to wait behind them, and the CSMS hears the answer before the
+        StatusNotification it causes. An answer that promises a persisted state (DURABLE_ANSWERS) goes
+        right after the writes before it, so it costs one commit and no more. Tells (answers to other
+        actors, e.g. AllTransactionsStopped) come last, once the state they report is recorded."""
+        replies = [e for e in effects if isinstance(e, Reply)]
+        tells = [e for e in effects if isinstance(e, Tell)]
+        rest = [e for e in effects if not isinstance(e, (Reply, Tell))]
+        early = [r for r in replies if not isinstance(r.request, DURABLE_ANSWERS)]
+        late = [r for r in replies if isinstance(r.request, DURABLE_ANSWERS)]
+        if late:
+            cut = max((i + 1 for i, e in enumerate(rest) if isinstance(e, DURABLE_WRITES)), default=0)
+            rest = rest[:cut] + late + rest[cut:]
+        return early + rest + self._status_changes() + tells
 
     def _status_changes(self) -> list[Effect]:
         s = self.state

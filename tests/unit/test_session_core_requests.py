@@ -51,9 +51,10 @@ def test_remote_start_on_a_free_connector_is_authorized_then_accepted():
     core = Core()
     request = remote_start(connector_id=1)
     effects = core(request)
-    assert kinds(effects) == ["AuthorizeTag", "ConnectorStatusChanged", "ShowStatus", "Reply"]
+    # The answer first: Accepted only promises an attempt (§5.11), nothing after it need wait.
+    assert kinds(effects) == ["Reply", "AuthorizeTag", "ConnectorStatusChanged", "ShowStatus"]
     assert one(sent(effects, AuthorizeTag)) == AuthorizeTag("R1", ME, ("remote", "R1", 1))
-    assert statuses(effects) == [(1, "Preparing")] and effects[-1] == Reply(request, "Accepted")
+    assert statuses(effects) == [(1, "Preparing")] and effects[0] == Reply(request, "Accepted")
     core.plug()
     assert sent(core.lock(core.answer(effects)), SetContactor) == [SetContactor(1, True)]
 
@@ -69,7 +70,7 @@ def test_remote_start_without_authorization_needs_no_authorize():
 def test_remote_start_without_authorization_and_without_a_cable_waits_for_it():
     core = Core(AuthorizeRemoteTxRequests=False)
     effects = core(remote_start(connector_id=1))
-    assert effects[0] == StartTimer(ConnectionTimeoutDue(1), 60) and replies(effects) == ["Accepted"]
+    assert effects[:2] == [Reply(effects[0].request, "Accepted"), StartTimer(ConnectionTimeoutDue(1), 60)]
 
 
 def test_remote_start_without_a_connector_takes_a_free_one_with_a_cable_in_first():
@@ -102,7 +103,7 @@ def test_remote_stop_of_the_running_transaction_stops_it_with_reason_remote_then
     effects = core(request)
     stop = one(stops(effects))
     assert (stop.reason, stop.id_tag) == ("Remote", None)
-    assert kinds(effects)[0] == "SetContactor" and effects[-1] == Reply(request, "Accepted")
+    assert effects[0] == Reply(request, "Accepted") and kinds(effects)[1] == "SetContactor"
 
 
 def test_remote_stop_of_an_unknown_transaction_is_rejected():
@@ -125,8 +126,9 @@ def test_remote_stop_that_overtakes_its_start_transaction_answer_waits_for_it():
     assert core(request) == [StartTimer(RemoteStopDeadlineDue("r1"), DEFERRED_STOP_S)]  # no answer yet
     effects = core.assign(local_id, 42)
     assert one(stops(effects)).reason == "Remote"
-    assert kinds(effects)[-4:] == ["CancelTimer", "ConnectorStatusChanged", "ShowStatus", "Reply"]
-    assert effects[-4] == CancelTimer(RemoteStopDeadlineDue("r1")) and effects[-1] == Reply(request, "Accepted")
+    assert effects[0] == Reply(request, "Accepted")
+    assert kinds(effects)[-3:] == ["CancelTimer", "ConnectorStatusChanged", "ShowStatus"]
+    assert effects[-3] == CancelTimer(RemoteStopDeadlineDue("r1"))
     assert core(RemoteStopDeadlineDue("r1")) == []  # answered once
 
 
@@ -162,8 +164,8 @@ def test_unlock_answers_what_the_lock_motor_did(ok, status):
     request = unlock()
     assert core(request) == [StartTimer(UnlockDeadlineDue("u1"), UNLOCK_TIMEOUT_S),
                              Publish(SetConnectorLock(1, False, ME, "u1"))]  # the answer waits for the motor
-    assert core(ConnectorLockResult(1, False, ok, "u1")) == [CancelTimer(UnlockDeadlineDue("u1")),
-                                                              Reply(request, status)]
+    assert core(ConnectorLockResult(1, False, ok, "u1")) == [Reply(request, status),
+                                                              CancelTimer(UnlockDeadlineDue("u1"))]
 
 
 def test_unlock_during_a_transaction_stops_it_first_with_reason_unlock_command():
@@ -202,7 +204,8 @@ def test_an_idle_connector_made_inoperative_is_unavailable_persisted_and_starts_
     core = Core()
     request = availability(1, False)
     effects = core(request)
-    assert effects[0] == RecordAvailability(1, False) and effects[-1] == Reply(request, "Accepted")
+    # §4.9: the answered availability survives a reboot: committed, then answered, then published.
+    assert effects[:2] == [RecordAvailability(1, False), Reply(request, "Accepted")]
     assert statuses(effects) == [(1, "Unavailable")]
     assert core.plug() == [] and core.card() == []
     assert replies(core(remote_start(connector_id=1, uid="r2"))) == ["Rejected"]
