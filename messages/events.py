@@ -47,12 +47,15 @@ class EvDrawChanged:
 
 @dataclass(frozen=True)
 class ConnectorFaultChanged:
-    """A ChargePointErrorCode (OCPP 1.6 §7.6) appeared on a connector (0 = whole station); NoError clears."""
+    """A ChargePointErrorCode (OCPP 1.6 §7.6) appeared on a connector (0 = whole station); NoError clears
+    it. `source` says which part reports it ("evse", "meter", "lock", "rfid", "station"): a source's
+    NoError clears only that source's fault."""
 
     connector: int
     error_code: str
     info: str = ""
     vendor_error_code: str = ""
+    source: str = "evse"
 
 
 @dataclass(frozen=True)
@@ -255,11 +258,17 @@ class TransactionMessagesQueued:
 
 @dataclass(frozen=True)
 class TransactionIdAssigned:
-    """StartTransaction.conf arrived for the local transaction `local_id`."""
+    """StartTransaction.conf arrived for the local transaction `local_id`, or (transaction_id -1,
+    id_tag_info None) its StartTransaction was dropped after TransactionMessageAttempts (errata 3.18).
+
+    `resent`: an earlier send of this StartTransaction may have reached the CSMS (it timed out, or the
+    station went down while it was in flight), so a ConcurrentTx answer may be the CSMS seeing the same
+    session twice rather than a refusal."""
 
     local_id: int
     transaction_id: int
     id_tag_info: Any
+    resent: bool = False
 
 
 

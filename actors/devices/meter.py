@@ -97,7 +97,7 @@ class MeterDevice(StationActor):
         self._last[connector] = reading.energy_wh
         if self._failures[connector] >= self._failures_before_fault:
             log.info("meter on connector %s recovered", connector)
-            self.publish(ConnectorFaultChanged(connector, "NoError"))
+            self.publish(ConnectorFaultChanged(connector, "NoError", source="meter"))
         self._failures[connector] = 0
         sampled = MeterSampled(reading)
         self.publish(sampled)
@@ -106,4 +106,4 @@ class MeterDevice(StationActor):
         self._failures[connector] += 1
         if self._failures[connector] == self._failures_before_fault:
             log.error("meter on connector %s failing: %s", connector, exc)
-            self.publish(ConnectorFaultChanged(connector, "PowerMeterFailure", str(exc)[:50]))
+            self.publish(ConnectorFaultChanged(connector, "PowerMeterFailure", str(exc)[:50], source="meter"))

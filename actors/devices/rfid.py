@@ -8,6 +8,7 @@ the driver's job, because only it sees when the card leaves the field.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -41,14 +42,14 @@ class RfidListener(StationActor):
             self._opened = True
         except HalError as exc:
             log.error("card reader unavailable: %s", exc)
-            self.publish(ConnectorFaultChanged(0, exc.error_code, str(exc)[:50]))
+            self.publish(ConnectorFaultChanged(0, exc.error_code, str(exc)[:50], source="rfid"))
 
     def receive(self, message: Any) -> Any:
         match message:
             case CardPresented(id_tag):  # from the driver's thread
                 log.info("card %s presented", id_tag)
                 self.publish(message)
-            case ConnectorFaultChanged():
-                self.publish(message)
+            case ConnectorFaultChanged():  # the reader's own, whatever its driver called it
+                self.publish(dataclasses.replace(message, source="rfid"))
             case _:
                 self.unexpected(message)

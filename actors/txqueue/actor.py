@@ -51,9 +51,13 @@ class TransactionMessageQueue(StationActor):
         self._in_flight: int | None = None
         self._retry_timer: int | None = None
         self._drain_waiters: list = []  # refs waiting for QueueDrained
+        self._maybe_sent: set[int] = set()  # rows an earlier send of which may have reached the CSMS
 
     def opened(self) -> None:
         self._book = TransactionQueueBook(self._db)
+        head = self._book.head()
+        if head is not None:  # it may have been in flight when the station went down
+            self._maybe_sent.add(head[0])
 
     def receive(self, message: Any) -> Any:
         match message:
@@ -107,9 +111,11 @@ class TransactionMessageQueue(StationActor):
             return
         self._in_flight = None
         local_id, sent = self._book.message(seq) or (-1, {})
+        resent = seq in self._maybe_sent or self._book.attempts(seq) > 0
+        self._maybe_sent.discard(seq)
         self._book.settle(seq, local_id, payload["transactionId"] if action == "StartTransaction" else None)
         if action == "StartTransaction":
-            self.publish(TransactionIdAssigned(local_id, payload["transactionId"], payload["idTagInfo"]))
+            self.publish(TransactionIdAssigned(local_id, payload["transactionId"], payload["idTagInfo"], resent))
         if payload.get("idTagInfo") and sent.get("idTag"):
             self.publish(IdTagInfoReceived(sent["idTag"], payload["idTagInfo"]))
         self._pump()
@@ -119,6 +125,7 @@ class TransactionMessageQueue(StationActor):
             return
         self._in_flight = None
         if reason == "Disconnected":
+            self._maybe_sent.add(seq)  # it may have left before the link went down
             return  # not an attempt: it goes again when the link is back
         attempts = self._book.attempts(seq) + 1
         if reason == "Refused":
@@ -136,8 +143,12 @@ class TransactionMessageQueue(StationActor):
     def _drop(self, seq: int, action: str, why: str, attempts: int) -> None:
         local_id = (self._book.message(seq) or (-1, {}))[0]
         log.error("%s for transaction %s dropped after %d attempts: %s", action, local_id, attempts, why)
-        # A dropped StartTransaction: later messages carry transactionId -1 (errata 3.18).
+        # A dropped StartTransaction: later messages carry transactionId -1 (errata 3.18), and the session
+        # learns that no transactionId will come.
         self._book.settle(seq, local_id, -1 if action == "StartTransaction" else None)
+        self._maybe_sent.discard(seq)
+        if action == "StartTransaction":
+            self.publish(TransactionIdAssigned(local_id, -1, None))
 
     def _bound(self) -> None:
         if self._book.length() <= self._max_messages:

@@ -182,6 +182,49 @@ def test_messages_of_a_start_transaction_never_answered_carry_minus_one(make):
     stop = rig.sent()
     assert rig.dropped() == [(3, "StartTransaction")]
     assert stop.action == "StopTransaction" and stop.payload["transactionId"] == -1
+    # The session hears that no transactionId will come (a RemoteStop need not wait for one).
+    assert rig.transactions.expect(TransactionIdAssigned) == TransactionIdAssigned(3, -1, None)
+
+
+def test_a_start_transaction_answered_at_its_first_send_is_not_resent(rig):
+    rig.ready()
+    rig.produce(("StartTransaction", 7, start_payload()))
+    rig.answer(rig.sent(), {"transactionId": 42, "idTagInfo": {"status": "ConcurrentTx"}})
+    assert rig.transactions.expect(TransactionIdAssigned).resent is False
+
+
+def test_a_start_transaction_answered_after_a_timeout_is_resent(make):
+    """A timed-out first send may have reached the CSMS: ConcurrentTx may then be our own session."""
+    rig = make(TransactionMessageAttempts=3, TransactionMessageRetryInterval=1)
+    rig.ready()
+    rig.produce(("StartTransaction", 7, start_payload()))
+    rig.fail(rig.sent(), reason="Timeout")
+    rig.advance(1)
+    rig.answer(rig.sent(), {"transactionId": 42, "idTagInfo": {"status": "ConcurrentTx"}})
+    assert rig.transactions.expect(TransactionIdAssigned).resent is True
+
+
+def test_a_start_transaction_in_flight_when_the_link_went_down_is_resent(rig):
+    rig.ready()
+    rig.produce(("StartTransaction", 7, start_payload()))
+    rig.fail(rig.sent(), reason="Disconnected")
+    rig.queue.tell(CsmsOnline(True))
+    rig.answer(rig.sent(), {"transactionId": 42, "idTagInfo": {"status": "Accepted"}})
+    assert rig.transactions.expect(TransactionIdAssigned).resent is True
+
+
+def test_the_head_at_start_up_may_have_been_in_flight_before_the_crash(tmp_path):
+    first = Rig(tmp_path / "station.db")
+    first.produce(("StartTransaction", 1, start_payload()), ("StartTransaction", 2, start_payload()))
+    first.queue.stop()
+    second = Rig(tmp_path / "station.db")
+    second.ready()
+    second.answer(second.sent(), {"transactionId": 41, "idTagInfo": {"status": "Accepted"}})
+    assert second.transactions.expect(TransactionIdAssigned).resent is True
+    second.answer(second.sent(), {"transactionId": 42, "idTagInfo": {"status": "Accepted"}})
+    assert second.transactions.expect(TransactionIdAssigned).resent is False  # never sent before
+    first.close()
+    second.close()
 
 
 # --- retries ---------------------------------------------------------------------------------------
