@@ -245,14 +245,14 @@ def test_a_failing_meter_is_a_power_meter_failure_after_some_reads_and_recovers(
     assert rig.faults() == [] and rig.sampled() == []
     rig.poll()  # the third failure in a row
     [fault] = rig.faults()
-    assert (fault.connector, fault.error_code) == (1, "PowerMeterFailure")
+    assert (fault.connector, fault.error_code, fault.source) == (1, "PowerMeterFailure", "meter")
     rig.poll()
     assert rig.faults() == [] and rig.sampled() == []  # reported once
 
     rig.driver.energy_wh[1] = 1000
     rig.driver.read_errors.clear()
     rig.poll()
-    assert rig.faults() == [ConnectorFaultChanged(1, "NoError")]
+    assert rig.faults() == [ConnectorFaultChanged(1, "NoError", source="meter")]
     assert rig.sampled() == [1000]
 
 

@@ -61,6 +61,7 @@ class Rig:
         self.queue = TransactionMessageQueue.start(str(db_path), config(**overrides), max_messages, self.scheduler)
         wire(self.queue, {SendCall: self.link, TransactionIdAssigned: self.transactions,
                           IdTagInfoReceived: self.authorization})
+        sync(self.queue)  # opened: what was queued before the station started is known
 
     def close(self):
         self.conn.close()
