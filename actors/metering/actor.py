@@ -14,16 +14,14 @@ freshest reading the MeterDevice has delivered, never a blocking read.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 from actors.infra.base import StationActor
-from actors.infra import store
 from actors.infra.clock import StationClock
+from actors.metering.book import queue_meter_values
 from actors.metering.meterdata import ENERGY, measurand_list, meter_value
 from actors.infra.ticker import Scheduler
-from actors.txqueue.book import enqueue
 from messages.events import (ConfigurationChanged, MeterReading, MeterSampled, SendCall, TransactionBegan,
                              TransactionDataSampled, TransactionEnded, TransactionMessagesQueued)
 from messages.frozen import freeze
@@ -44,6 +42,7 @@ class MeterSampler(StationActor):
         self._sessions: dict[int, tuple[int, datetime, int]] = {}  # connector -> (local_id, start, generation)
         self._start_mono: dict[int, float] = {}  # connector -> scheduler time of the start
         self._generation = 0
+        self._sample_timers: dict[int, int] = {}  # connector -> its next SampleDue
         self._aligned_generation = 0
 
     def receive(self, message: Any) -> Any:
@@ -55,6 +54,7 @@ class MeterSampler(StationActor):
             case TransactionEnded(connector, local_id):
                 if self._sessions.get(connector, (None,))[0] == local_id:
                     del self._sessions[connector]
+                    self._ticker.cancel(self._sample_timers.pop(connector, None))
             case SampleDue(connector, n, generation):
                 self._sample(connector, generation, n)
             case ClockAlignedDue(boundary, generation) if generation == self._aligned_generation:
@@ -89,7 +89,8 @@ class MeterSampler(StationActor):
         _, _, generation = self._sessions[connector]
         start_mono = self._start_mono[connector]
         delay = start_mono + interval * n - self._ticker.scheduler.now()
-        self._ticker.after(delay, SampleDue(connector, n, generation))
+        self._ticker.cancel(self._sample_timers.get(connector))
+        self._sample_timers[connector] = self._ticker.after(delay, SampleDue(connector, n, generation))
 
     def _sample(self, connector: int, generation: int, n: int) -> None:
         session = self._sessions.get(connector)
@@ -154,7 +155,8 @@ class MeterSampler(StationActor):
         mv = meter_value(reading, measurands, context, at)
         if mv is None:
             return
-        with store.Transaction(self._db):
-            enqueue(self._db, str(uuid.uuid4()), local_id, "MeterValues",
-                    {"connectorId": connector, "meterValue": [mv]}, periodic=True)
+        if not queue_meter_values(self._db, local_id, {"connectorId": connector, "meterValue": [mv]}):
+            log.info("transaction %s has stopped: its sample at %s is not queued after its StopTransaction",
+                     local_id, at)
+            return
         self.publish(TransactionMessagesQueued())

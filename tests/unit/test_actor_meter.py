@@ -39,6 +39,24 @@ class Rig:
         self.meter = MeterSampler.start(str(db_path), config(**overrides), self.clock, self.scheduler)
         wire(self.meter, {SendCall: self.link, TransactionMessagesQueued: self.txqueue})
 
+    def begin(self, connector, local_id, meter_start_wh):
+        """Play the TransactionManager: an open transaction record, then TransactionBegan."""
+        self._record("INSERT INTO transactions(local_id, connector, id_tag, started_at, meter_start_wh)"
+                     " VALUES(?, ?, 'TAG', '2025-01-01T00:00:00.000Z', ?)", (local_id, connector, meter_start_wh))
+        self.meter.tell(TransactionBegan(connector, local_id, meter_start_wh))
+
+    def record_stop(self, local_id):
+        """The TransactionManager committed the stop (its TransactionEnded not yet told)."""
+        self._record("UPDATE transactions SET stopped_at='2025-01-01T00:01:00.000Z' WHERE local_id=?", (local_id,))
+
+    def _record(self, sql, params):
+        conn = store.open_database(self.db_path)
+        try:
+            with store.Transaction(conn):
+                conn.execute(sql, params)
+        finally:
+            conn.close()
+
     def reading(self, energy_wh, connector=1, values=()):
         self.meter.tell(MeterSampled(MeterReading(connector, energy_wh, values)))
 
@@ -69,7 +87,7 @@ def stamps(rows) -> list[str]:
 def test_samples_are_stamped_at_exact_multiples_of_the_interval_from_the_transaction_start(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=15)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 5, 1000))
+    rig.begin(1, 5, 1000)
     sync(rig.meter)
     rig.lag_s = 0.4
     rig.advance(14.9)
@@ -94,7 +112,7 @@ def test_the_sampled_measurands_are_the_configured_ones(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=10,
               MeterValuesSampledData="Energy.Active.Import.Register,Power.Active.Import")
     rig.reading(1000, values=(SampledValue("Power.Active.Import", 7200.0, "W"), SampledValue("Voltage", 230.0, "V")))
-    rig.meter.tell(TransactionBegan(1, 1, 1000))
+    rig.begin(1, 1, 1000)
     rig.advance(10)
     [row] = rig.queued()
     assert [(v["measurand"], v["value"], v["unit"]) for v in row["payload"]["meterValue"][0]["sampledValue"]] == \
@@ -104,7 +122,7 @@ def test_the_sampled_measurands_are_the_configured_ones(tmp_path):
 def test_no_samples_after_the_transaction_ends(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=10)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, 1000))
+    rig.begin(1, 1, 1000)
     rig.advance(10)
     rig.meter.tell(TransactionEnded(1, 1))
     rig.advance(30)
@@ -114,10 +132,10 @@ def test_no_samples_after_the_transaction_ends(tmp_path):
 def test_a_new_transaction_ignores_the_ticks_of_the_previous_one(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=10)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, 1000))
+    rig.begin(1, 1, 1000)
     rig.advance(4)
     rig.meter.tell(TransactionEnded(1, 1))
-    rig.meter.tell(TransactionBegan(1, 2, 1000))  # at 10:00:11.250
+    rig.begin(1, 2, 1000)  # at 10:00:11.250
     rig.advance(6)  # the old tick at 10:00:17.250 must not sample
     assert rig.queued() == []
     rig.advance(4)
@@ -128,7 +146,7 @@ def test_a_new_transaction_ignores_the_ticks_of_the_previous_one(tmp_path):
 def test_sample_interval_zero_samples_nothing(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=0)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, 1000))
+    rig.begin(1, 1, 1000)
     rig.advance(3600)
     assert rig.queued() == []
 
@@ -136,7 +154,7 @@ def test_sample_interval_zero_samples_nothing(tmp_path):
 def test_a_changed_sample_interval_applies_to_the_running_transaction(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=60)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, 1000))
+    rig.begin(1, 1, 1000)
     rig.advance(5)
     rig.meter.tell(ConfigurationChanged("MeterValueSampleInterval", 10))
     rig.advance(10)
@@ -145,7 +163,7 @@ def test_a_changed_sample_interval_applies_to_the_running_transaction(tmp_path):
 
 def test_without_a_reading_nothing_is_queued(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=10)
-    rig.meter.tell(TransactionBegan(1, 1, 0))
+    rig.begin(1, 1, 0)
     rig.advance(10)
     assert rig.queued() == []
     rig.txqueue.expect_none(TransactionMessagesQueued)
@@ -178,7 +196,7 @@ def test_an_idle_connectors_aligned_values_go_straight_to_the_link_on_exact_boun
 def test_aligned_values_during_a_transaction_are_queued_as_transaction_data(tmp_path):
     rig = Rig(tmp_path / "station.db", ClockAlignedDataInterval=900, MeterValueSampleInterval=0)
     rig.reading(700)
-    rig.meter.tell(TransactionBegan(1, 9, 700))
+    rig.begin(1, 9, 700)
     rig.advance(900 - 7.25)  # 10:15:00
     [row] = rig.queued()
     assert (row["local_id"], row["periodic"]) == (9, 1)
@@ -211,10 +229,29 @@ def test_aligned_interval_zero_sends_nothing(tmp_path):
 def test_a_forward_clock_jump_during_a_transaction_does_not_burst_catch_up_samples(tmp_path):
     rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=60)
     rig.reading(1000)
-    rig.meter.tell(TransactionBegan(1, 1, 1000))
+    rig.begin(1, 1, 1000)
     rig.advance(30)
     rig.clock.set(rig.clock.now().replace(hour=11))  # BootNotification.conf after an offline start: +1 h
     rig.advance(30)  # the first sample is due
+    assert len(rig.queued()) == 1  # the first sample, once
     for _ in range(10):  # ten more seconds of real time: no further sample is due
         rig.advance(1)
-    assert len(rig.queued()) <= 2
+    queued = rig.queued()
+    assert len(queued) == 1
+    assert stamps(queued)[0].startswith(rig.clock.now().strftime("%Y-%m-%dT11:"))  # stamped on the new clock
+
+
+def test_a_sample_that_races_the_stop_transaction_is_not_queued_after_it(tmp_path):
+    """OCPP 1.6 §3.7: the stop is committed before the sampler hears TransactionEnded; its tick then
+    must not queue a MeterValues behind the StopTransaction."""
+    rig = Rig(tmp_path / "station.db", MeterValueSampleInterval=10)
+    rig.reading(1000)
+    rig.begin(1, 1, 1000)
+    rig.advance(10)
+    assert len(rig.queued()) == 1
+    rig.record_stop(1)
+    rig.advance(10)
+    assert len(rig.queued()) == 1
+    rig.meter.tell(TransactionEnded(1, 1))
+    rig.advance(30)
+    assert len(rig.queued()) == 1
