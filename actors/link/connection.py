@@ -63,6 +63,8 @@ RECV_BYTES = 65536
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 STATUS_NORMAL, STATUS_PROTOCOL_ERROR = 1000, 1002
+STATUS_TOO_BIG = 1009  # RFC 6455 §7.4.1: a message too big to process
+MESSAGE_CAP_FACTOR = 16  # an inbound message may be this many times csms.max_frame_bytes before the link is cut
 
 
 class NotConnected(Exception):
@@ -254,6 +256,8 @@ class Connection:
                     if fragments is None:
                         return self._protocol_error(writer, "continuation without a message")
                     fragments.append(payload)
+                    if sum(map(len, fragments)) > self._message_cap:
+                        return self._too_big(writer)
                 elif opcode in (OP_TEXT, OP_BINARY):
                     if fragments is not None:
                         return self._protocol_error(writer, "new message inside a fragmented one")
@@ -324,6 +328,18 @@ class Connection:
                 return "connection lost"
             tls_partial = False
             buf += chunk
+            if len(buf) > self._message_cap:  # one frame still incomplete past the cap: never buffer it all
+                return self._too_big(writer)
+
+    @property
+    def _message_cap(self) -> int:
+        # The link answers a frame over max_frame_bytes with a CALLERROR; one many times larger is not
+        # buffered at all, so a CSMS streaming one endless frame cannot exhaust the controller's memory.
+        return MESSAGE_CAP_FACTOR * self._csms.max_frame_bytes + 14
+
+    def _too_big(self, writer: _Writer) -> str:
+        writer.close(struct.pack("!H", STATUS_TOO_BIG), after_data=False)
+        return f"a message from the CSMS exceeded {self._message_cap} bytes"
 
     def _protocol_error(self, writer: _Writer, what: str) -> str:
         writer.close(struct.pack("!H", STATUS_PROTOCOL_ERROR), after_data=False)

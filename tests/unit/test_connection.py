@@ -442,6 +442,38 @@ def test_a_protocol_error_from_the_csms_is_answered_1002_and_the_connection_drop
     reports.event(SocketOpened, 2)
 
 
+def test_an_endless_frame_is_not_buffered_past_the_cap_the_connection_is_closed_1009(cleanup):
+    """A CSMS that announces a huge frame and keeps streaming it cannot fill the controller's memory."""
+    csms = server(cleanup, first_then(played_by_the_test, record))
+    conn, reports = connect(cleanup, csms.url)
+    peer = csms.next_peer()
+    cap = 16 * 65536 + 14
+    peer.send_bytes(struct.pack("!BBQ", 0x80 | OP_TEXT, 127, 1 << 40))  # announces 1 TiB
+    sent = 0
+    try:
+        while sent <= cap + 65536:
+            peer.send_bytes(b"x" * 65536)
+            sent += 65536
+    except OSError:
+        pass  # the station may cut before all of it went out
+    assert "exceeded" in reports.event(SocketClosed, 1).reason
+    reports.event(SocketOpened, 2)
+
+
+def test_a_fragmented_message_past_the_cap_is_refused_too(cleanup):
+    csms = server(cleanup, first_then(played_by_the_test, record))
+    conn, reports = connect(cleanup, csms.url)
+    peer = csms.next_peer()
+    peer.send_bytes(server_frame(OP_TEXT, b"[", fin=False))
+    chunk = b"x" * 60000
+    try:
+        for _ in range(20):  # 20 x 60,000 > 16 x 65,536
+            peer.send_bytes(server_frame(OP_CONT, chunk, fin=False))
+    except OSError:
+        pass
+    assert "exceeded" in reports.event(SocketClosed, 1).reason
+
+
 def test_send_without_a_connection_raises_not_connected():
     reports = Reports()
     conn = Connection(CsmsSettings("ws://127.0.0.1:9/ocpp", None, None, None, None, 65536, 0.05, 0.2), "CP1",
