@@ -6,9 +6,11 @@ On top of them:
 
 - `M(action, **fields)` matches one received CALL; `AnyOrder(m1, m2)` is a group OCTT accepts in
   either order (e.g. StartTransaction and StatusNotification(Charging), OCTT doc §1.2).
-- `expect_sequence()` asserts the exact sequence of the next CALLs from the station (Heartbeat and
-  MeterValues aside unless asked for); `expect_none()` asserts that something does *not* come
-  within a window (the only kind of waiting for a duration these tests do).
+- `expect_sequence()` asserts the sequence of the next CALLs from the station (Heartbeat and
+  MeterValues aside unless asked for); with `exact=True` also that nothing else follows within
+  QUIET_S. `expect_none()` asserts that something does *not* come within a window (at least
+  QUIET_S); these two are the only kind of waiting for a duration these tests do. Both work with
+  either test CSMS (`csms`, or the ocpp-rpc one).
 - The OCTT reusable states: `booted()` (Boot Accepted, StatusNotification per connector and
   connector 0), `reach_charging()` (Preparing -> RemoteStart -> Authorize -> Start + Charging).
 - Performance figures for the OCTT-style report (`scripts/conformance`): every `csms.call` is
@@ -32,6 +34,7 @@ from tests.integration.conftest import (REPO, StationProcess, csms, go_offline, 
                                         make_station, pytest_runtest_makereport)
 
 IGNORED = frozenset({"Heartbeat", "MeterValues"})
+QUIET_S = 1.0  # the shortest "nothing (else) happens" window: shorter ones pass on a slow station
 
 # --- matching received CALLs ------------------------------------------------------------------
 
@@ -108,9 +111,13 @@ def ignoring_resent(csms, before: int, ignore=IGNORED):
     return lambda r: r.action in ignore or r.unique_id in seen
 
 
-def expect_sequence(csms, after: int, steps: list, timeout: float = 10, ignore=IGNORED) -> list:
-    """The next CALLs from the station after index `after` (minus `ignore`d actions) are exactly
-    `steps` (M or AnyOrder groups). Returns the matched records in the order of `steps`."""
+def expect_sequence(csms, after: int, steps: list, timeout: float = 10, ignore=IGNORED, exact: bool = False,
+                    quiet: float = QUIET_S) -> list:
+    """The next CALLs from the station after index `after` (minus `ignore`d actions) are `steps`
+    (M or AnyOrder groups), in that order. exact=True: and nothing else follows (none at all
+    for `quiet` seconds after the last step; a case that requires this exact sequence). Without
+    it, later messages are not looked at. Returns the matched records in the order of `steps`."""
+    assert quiet >= QUIET_S, f"a 'nothing else follows' window under {QUIET_S} s proves little"
     groups = [s.matchers if isinstance(s, AnyOrder) else (s,) for s in steps]
     count = sum(len(g) for g in groups)
     try:
@@ -131,6 +138,13 @@ def expect_sequence(csms, after: int, steps: list, timeout: float = 10, ignore=I
             raise AssertionError(f"message sequence differs at position {i}:\nexpected:\n  {steps}\n"
                                  f"received:\n{_show(relevant(csms, after, ignore))}")
         i += len(group)
+    if exact:
+        try:
+            csms.wait_until(lambda: len(relevant(csms, after, ignore)) > count, quiet, "anything else")
+        except AssertionError:
+            return matched  # nothing else came
+        raise AssertionError(f"more than the expected sequence within {quiet}s:\nexpected only:\n  {steps}\n"
+                             f"received:\n{_show(relevant(csms, after, ignore))}")
     return matched
 
 
@@ -139,8 +153,9 @@ def wait(csms, matcher: M, after: int = 0, timeout: float = 10):
     return csms.wait_for(matcher.action, matcher.payload_matches, timeout=timeout, after=after)
 
 
-def expect_none(csms, after: int, matcher: M, seconds: float) -> None:
-    """No CALL matching `matcher` arrives (index >= after) within `seconds`."""
+def expect_none(csms, after: int, matcher: M, seconds: float = QUIET_S) -> None:
+    """No CALL matching `matcher` arrives (index >= after) within `seconds` (at least QUIET_S)."""
+    assert seconds >= QUIET_S, f"a 'nothing happens' window under {QUIET_S} s proves little"
     try:
         found = csms.wait_for(matcher.action, matcher.payload_matches, timeout=seconds, after=after)
     except AssertionError:
@@ -189,14 +204,15 @@ def set_config(csms, key: str, value: str) -> None:
 # --- OCTT reusable states -----------------------------------------------------------------------
 
 def booted(csms, connectors: int = 1, after: int = 0, statuses: dict | None = None, timeout: float = 15,
-           also: tuple = (), ignore=IGNORED) -> list:
+           also: tuple = (), ignore=IGNORED, exact: bool = False) -> list:
     """BootNotification (Accepted by the CSMS), then one StatusNotification for connector 0 and for
-    every connector (errata 3.22), in any order, with the matchers in `also` among them;
-    `statuses` maps a connector to its expected status (or set of statuses), else Available."""
+    every connector (errata 3.22), in any order, with the matchers in `also` among them (and with
+    exact=True nothing else); `statuses` maps a connector to its expected status (or set of
+    statuses), else Available."""
     statuses = statuses or {}
     expected = [SN(c, statuses.get(c, "Available"), errorCode="NoError") for c in range(connectors + 1)]
     return expect_sequence(csms, after, [M("BootNotification"), AnyOrder(*expected, *also)], timeout=timeout,
-                           ignore=ignore)
+                           ignore=ignore, exact=exact)
 
 
 def authorize_remote_tx_requests(csms) -> bool:
@@ -205,10 +221,11 @@ def authorize_remote_tx_requests(csms) -> bool:
 
 
 def reach_charging(csms, station: StationProcess, id_tag: str = "OCTT1", connector: int = 1,
-                   plug: bool = True) -> tuple:
+                   plug: bool = True, exact: bool = False) -> tuple:
     """OCTT reusable state Charging: (plug ->) Preparing -> RemoteStartTransaction Accepted ->
     Authorize (if AuthorizeRemoteTxRequests) -> StartTransaction + StatusNotification(Charging),
-    either order. Returns (StartTransaction record, transactionId the CSMS gave)."""
+    either order (exact=True: and nothing else). Returns (StartTransaction record, transactionId
+    the CSMS gave)."""
     authorize = authorize_remote_tx_requests(csms)
     if plug:
         after = csms.mark()
@@ -220,7 +237,7 @@ def reach_charging(csms, station: StationProcess, id_tag: str = "OCTT1", connect
     steps = [M("Authorize", idTag=id_tag)] if authorize else []
     steps.append(AnyOrder(M("StartTransaction", connectorId=connector, idTag=id_tag),
                           SN(connector, "Charging")))
-    records = expect_sequence(csms, after, steps)
+    records = expect_sequence(csms, after, steps, exact=exact)
     start = next(r for r in records if r.action == "StartTransaction")
     note_triggered(csms, "RemoteStartTransaction", records[0])
     return start, conf_of(csms, start)["transactionId"]

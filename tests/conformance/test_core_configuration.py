@@ -5,20 +5,9 @@ from ocpp.exceptions import OCPPError
 from ocpp.v16 import call
 
 from tests.conformance.conftest import config_value, note_meta, start_fresh
+from tests.support.harness import CORE_KEYS, RW, R, check_access
 
 pytestmark = pytest.mark.timeout(90)
-
-RW, R, EITHER = "RW", "R", "R/RW"
-# The Core keys OCTT checks in TC_019, with the accessibility it expects.
-CORE_KEYS = {
-    "AuthorizeRemoteTxRequests": EITHER, "ClockAlignedDataInterval": RW, "ConnectionTimeOut": RW,
-    "ConnectorPhaseRotation": RW, "GetConfigurationMaxKeys": R, "HeartbeatInterval": RW,
-    "LocalAuthorizeOffline": RW, "LocalPreAuthorize": RW, "MeterValuesAlignedData": RW,
-    "MeterValuesSampledData": RW, "MeterValueSampleInterval": RW, "NumberOfConnectors": R, "ResetRetries": RW,
-    "StopTransactionOnInvalidId": RW, "StopTxnAlignedData": RW, "StopTxnSampledData": RW,
-    "SupportedFeatureProfiles": R, "TransactionMessageAttempts": RW, "TransactionMessageRetryInterval": RW,
-    "UnlockConnectorOnEVSideDisconnect": EITHER,
-}
 # Keys a profile requires (OCPP 1.6 §9.2-9.4) when SupportedFeatureProfiles claims it.
 PROFILE_KEYS = {
     "Core": CORE_KEYS,
@@ -49,8 +38,7 @@ def test_tc_019_retrieve_configuration(csms, make_station):
     for profile in profiles:
         for name, access in PROFILE_KEYS[profile].items():
             assert name in keys, f"{profile} key {name} missing"
-            if access != EITHER:
-                assert keys[name]["readonly"] is (access == R), f"{name} should be {access}"
+            check_access(keys[name], access)
     for k in keys.values():
         assert isinstance(k.get("value"), str), k
     assert keys["NumberOfConnectors"]["value"] == "1"

@@ -4,11 +4,9 @@ Intervals are shortened to 1-2 s (the tool uses tens of seconds) to keep the sui
 """
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
-
-import tests.support.csms as csms_module
 
 from tests.conformance.conftest import reach_charging, start_fresh
 
@@ -69,13 +67,13 @@ def test_tc_070_sampled_meter_values_empty_key_defaults_to_energy_register(csms,
         _check_values(r, "Sample.Periodic", [ENERGY])
 
 
-def test_tc_071_clock_aligned_meter_values(csms, make_station, monkeypatch):
+def test_tc_071_clock_aligned_meter_values(csms, make_station):
     """Charging with MeterValueSampleInterval 0 and ClockAlignedDataInterval 2 s: MeterValues with
     timestamps exactly on the 2 s boundaries counted from midnight (:00, :02, ...), context
     Sample.Clock, the measurands of MeterValuesAlignedData, sent at the boundary, each boundary once.
     The CSMS's clock runs 50 ms behind the station host's (as any real CSMS's differs a little),
     so the BootNotification.conf sets the station's clock back a little."""
-    monkeypatch.setattr(csms_module, "utc_now", lambda: _iso(time.time() - 0.05))
+    csms.clock_offset_s = -0.05
     measurands = [ENERGY, "Power.Active.Import"]
     wall_minus_mono = time.time() - time.monotonic()
     station = start_fresh(make_station, csms, configuration={
@@ -94,7 +92,3 @@ def test_tc_071_clock_aligned_meter_values(csms, make_station, monkeypatch):
     assert [(b - a).total_seconds() for a, b in zip(stamps, stamps[1:])] == [2.0, 2.0]
     assert not [r for r in samples if any(v.get("context") == "Sample.Periodic"
                                           for v in r.payload["meterValue"][0]["sampledValue"])]
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -23,7 +23,7 @@ def test_tc_041_fault_behavior(csms, make_station):
     station = start_fresh(make_station, csms)
     after = csms.mark()
     station.sim(cmd="fault", connector=1, error_code="GroundFailure")
-    expect_sequence(csms, after, [SN(1, "Faulted", errorCode="GroundFailure")])
+    expect_sequence(csms, after, [SN(1, "Faulted", errorCode="GroundFailure")], exact=True)
     station.sim(cmd="plug", connector=1)
     station.sim(cmd="swipe", id_tag="OCTT1")
     assert csms.call(call.RemoteStartTransaction(id_tag="OCTT1", connector_id=1)).status in ("Rejected", "Accepted")
@@ -31,8 +31,7 @@ def test_tc_041_fault_behavior(csms, make_station):
     assert station.state()["contactor"] is False
     after = csms.mark()
     station.sim(cmd="fault", connector=1, error_code="NoError")
-    expect_sequence(csms, after, [SN(1, "Preparing", errorCode="NoError")])
-    expect_none(csms, after, M("StartTransaction"), 0.5)
+    expect_sequence(csms, after, [SN(1, "Preparing", errorCode="NoError")], exact=True)  # and no StartTransaction
 
 
 def test_tc_062_data_transfer_to_a_charge_point(csms, make_station):

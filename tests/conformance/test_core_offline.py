@@ -74,9 +74,9 @@ def test_tc_037_1_offline_start_transaction_valid_idtag(csms, make_station):
     after = csms.mark()
     go_online(csms)
     start, _ = expect_sequence(csms, after, [AnyOrder(
-        M("StartTransaction", connectorId=1, idTag="OCTT1", timestamp=queued["timestamp"]), SN(1, "Charging"))])
+        M("StartTransaction", connectorId=1, idTag="OCTT1", timestamp=queued["timestamp"]), SN(1, "Charging"))],
+        exact=True)  # and no StopTransaction
     assert _stamp(start.payload["timestamp"]) < reconnected
-    expect_none(csms, after, M("StopTransaction"), 0.5)
 
 
 def test_tc_037_2_offline_start_transaction_invalid_idtag_stop_on_invalid_id_false(csms, make_station):
@@ -129,7 +129,8 @@ def test_tc_038_offline_stop_transaction(csms, make_station):
     after = csms.mark()
     go_online(csms)
     stop, _ = expect_sequence(csms, after, [AnyOrder(
-        M("StopTransaction", transactionId=tx, reason=LOCAL, timestamp=queued["timestamp"]), SN(1, "Finishing"))])
+        M("StopTransaction", transactionId=tx, reason=LOCAL, timestamp=queued["timestamp"]), SN(1, "Finishing"))],
+        exact=True)
     assert station.state()["contactor"] is False
 
 
@@ -147,7 +148,7 @@ def test_tc_039_offline_transaction(csms, make_station):
     records = expect_sequence(csms, after, [AnyOrder(
         M("StartTransaction", connectorId=1, idTag="OCTT1"),
         M("StopTransaction", transactionId=42, reason=LOCAL),
-        SN(1, "Finishing"))])
+        SN(1, "Finishing"))], exact=True)
     start, stop = (next(r for r in records if r.action == a) for a in ("StartTransaction", "StopTransaction"))
     assert csms.received.index(start) < csms.received.index(stop)
     assert _stamp(start.payload["timestamp"]) <= _stamp(stop.payload["timestamp"])

@@ -29,7 +29,7 @@ def test_tc_003_regular_charging_session_plugin_first(csms, make_station, connec
         M("Authorize", idTag="OCTT1"),
         AnyOrder(M("StartTransaction", connectorId=connector, idTag="OCTT1"),
                  SN(connector, "Charging", errorCode="NoError")),
-    ])
+    ], exact=True)  # the other connectors stay silent
     start = next(r for r in records if r.action == "StartTransaction")
     assert isinstance(start.payload["meterStart"], int) and start.payload["meterStart"] >= 0
     assert start.payload["timestamp"].endswith("Z") and not start.payload["timestamp"].startswith("1970")
@@ -45,11 +45,11 @@ def test_tc_004_1_regular_charging_session_identification_first(csms, make_stati
     after = csms.mark()
     station.sim(cmd="swipe", id_tag="OCTT1")
     expect_sequence(csms, after, [AnyOrder(M("Authorize", idTag="OCTT1"), SN(1, "Preparing"))])
-    expect_none(csms, after, M("StartTransaction"), 0.5)  # nothing starts without a cable
+    expect_none(csms, after, M("StartTransaction"))  # nothing starts without a cable
     after = csms.mark()
     station.sim(cmd="plug", connector=1)
     expect_sequence(csms, after, [AnyOrder(M("StartTransaction", connectorId=1, idTag="OCTT1"),
-                                           SN(1, "Charging"))])
+                                           SN(1, "Charging"))], exact=True)
 
 
 def test_tc_004_2_regular_charging_session_connection_timeout(csms, make_station):
@@ -59,7 +59,7 @@ def test_tc_004_2_regular_charging_session_connection_timeout(csms, make_station
     after = csms.mark()
     station.sim(cmd="swipe", id_tag="OCTT1")
     records = expect_sequence(csms, after, [AnyOrder(M("Authorize", idTag="OCTT1"), SN(1, "Preparing")),
-                                            SN(1, "Available")], timeout=15)
+                                            SN(1, "Available")], timeout=15, exact=True)
     preparing = next(r for r in records if r.action == "StatusNotification" and r.payload["status"] == "Preparing")
     assert records[-1].time - preparing.time >= 1.8, "Available before ConnectionTimeOut"
     assert not [r for r in csms.received if r.action == "StartTransaction"]
@@ -79,7 +79,7 @@ def test_tc_068_stop_transaction_idtag_matches(csms, make_station):
     expect_sequence(csms, after, [AnyOrder(
         M("StopTransaction", idTag="OCTT1", transactionId=tx, reason=LOCAL,
           meterStop=lambda v: v >= start.payload["meterStart"]),
-        SN(1, "Finishing"))])
+        SN(1, "Finishing"))], exact=True)  # and still no Authorize
 
 
 def test_tc_069_stop_transaction_parent_idtag_matches(csms, make_station):
@@ -94,7 +94,7 @@ def test_tc_069_stop_transaction_parent_idtag_matches(csms, make_station):
     expect_sequence(csms, after, [
         M("Authorize", idTag="OCTT2"),
         AnyOrder(M("StopTransaction", idTag="OCTT2", transactionId=tx, reason=LOCAL), SN(1, "Finishing")),
-    ])
+    ], exact=True)
 
 
 def test_tc_005_1_ev_side_disconnected_stop_true_unlock_true(csms, make_station):
@@ -109,7 +109,7 @@ def test_tc_005_1_ev_side_disconnected_stop_true_unlock_true(csms, make_station)
     station.sim(cmd="unplug", connector=1, side="ev")  # the cable stays in the socket
     expect_sequence(csms, after, [AnyOrder(
         M("StopTransaction", reason="EVDisconnected", transactionId=tx),
-        SN(1, "Finishing"))])
+        SN(1, "Finishing"))], exact=True)
     assert station.state()["locked"] is False
 
 
@@ -124,7 +124,7 @@ def test_tc_005_2_ev_side_disconnected_stop_true_unlock_false(csms, make_station
     station.sim(cmd="unplug", connector=1, side="ev")  # the cable stays in the socket
     expect_sequence(csms, after, [AnyOrder(
         M("StopTransaction", reason="EVDisconnected", transactionId=tx),
-        SN(1, {"Finishing", "Available"}))])
+        SN(1, {"Finishing", "Available"}))], exact=True)
     assert csms.call(call.UnlockConnector(connector_id=1)).status in ("Unlocked", "NotSupported")
 
 
@@ -138,9 +138,10 @@ def test_tc_005_3_ev_side_disconnected_stop_false_unlock_false(csms, make_statio
     _, tx = reach_charging(csms, station, "OCTT1")
     after = csms.mark()
     station.sim(cmd="unplug", connector=1, side="ev")  # the cable stays in the socket
-    expect_sequence(csms, after, [SN(1, {"SuspendedEV", "SuspendedEVSE"}, info="EV side disconnected")])
-    expect_none(csms, after, M("StopTransaction"), 1.0)
+    # ... and nothing else: the transaction goes on (no StopTransaction).
+    expect_sequence(csms, after, [SN(1, {"SuspendedEV", "SuspendedEVSE"}, info="EV side disconnected")],
+                    exact=True)
     after = csms.mark()
     assert csms.call(call.RemoteStopTransaction(transaction_id=tx)).status == "Accepted"
     expect_sequence(csms, after, [AnyOrder(SN(1, "Finishing"),
-                                           M("StopTransaction", reason="Remote", transactionId=tx))])
+                                           M("StopTransaction", reason="Remote", transactionId=tx))], exact=True)

@@ -3,20 +3,10 @@ ocpp-rpc in strict mode (OCPP 1.6 §5.3, §5.8, §9.1)."""
 
 import pytest
 
+from tests.support.harness import CORE_KEYS, check_access
 from tests.support.rpc_csms import make_rpc_station, rpc_csms  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.timeout(60)
-
-# The Core profile keys TC_019 requires, with readonly (None: either is allowed).
-CORE_KEYS = {
-    "AuthorizeRemoteTxRequests": None, "ClockAlignedDataInterval": False, "ConnectionTimeOut": False,
-    "ConnectorPhaseRotation": False, "GetConfigurationMaxKeys": True, "HeartbeatInterval": False,
-    "LocalAuthorizeOffline": False, "LocalPreAuthorize": False, "MeterValuesAlignedData": False,
-    "MeterValuesSampledData": False, "MeterValueSampleInterval": False, "NumberOfConnectors": True,
-    "ResetRetries": False, "StopTransactionOnInvalidId": False, "StopTxnAlignedData": False,
-    "StopTxnSampledData": False, "SupportedFeatureProfiles": True, "TransactionMessageAttempts": False,
-    "TransactionMessageRetryInterval": False, "UnlockConnectorOnEVSideDisconnect": None,
-}
 
 
 @pytest.fixture
@@ -37,10 +27,9 @@ def test_tc_019_retrieve_all_configuration_keys_ocpp_rpc(rpc_csms, station):
     keys = {k["key"]: k for k in conf["configurationKey"]}
     assert len(keys) == len(conf["configurationKey"])  # no key twice
     assert not conf.get("unknownKey")
-    for name, readonly in CORE_KEYS.items():
+    for name, access in CORE_KEYS.items():
         assert name in keys, f"{name} missing"
-        if readonly is not None:
-            assert keys[name]["readonly"] is readonly, keys[name]
+        check_access(keys[name], access)
     assert keys["NumberOfConnectors"]["value"] == "1"
     assert keys["MeterValueSampleInterval"]["value"] == "60"
     assert "Core" in keys["SupportedFeatureProfiles"]["value"].split(",")
@@ -56,10 +45,11 @@ def test_tc_021_change_set_configuration_ocpp_rpc(rpc_csms, station):
 
 
 def test_tc_040_1_configuration_keys_not_supported_ocpp_rpc(rpc_csms, station):
-    answer = rpc_csms.call("ChangeConfiguration", {"key": "NoSuchKeyAtAll", "value": "1"})
+    """ChangeConfiguration(key "Testing", the case's key) -> NotSupported; the key stays unknown."""
+    answer = rpc_csms.call("ChangeConfiguration", {"key": "Testing", "value": "1"})
     assert answer == {"status": "NotSupported"}
-    conf = rpc_csms.call("GetConfiguration", {"key": ["NoSuchKeyAtAll"]})
-    assert conf.get("configurationKey", []) == [] and conf["unknownKey"] == ["NoSuchKeyAtAll"]
+    conf = rpc_csms.call("GetConfiguration", {"key": ["Testing"]})
+    assert conf.get("configurationKey", []) == [] and conf["unknownKey"] == ["Testing"]
 
 
 def test_tc_040_2_configuration_keys_invalid_value_ocpp_rpc(rpc_csms, station):

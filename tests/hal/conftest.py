@@ -3,7 +3,8 @@
 RFID (PC/SC): the real pcscd daemon with only the vpcd virtual reader (tests/hal/pcscd.py), one
 per test session, and virtual cards speaking vpcd's protocol (tests/hal/vcard.py). Tests that
 need them skip with the reason when pcscd, vpcd or pyscard is missing (scripts/test installs
-them), or when a pcscd not started by us owns the host's socket and ours cannot be isolated.
+them), or when a pcscd not started by us owns the host's socket and ours cannot be isolated;
+with CI set (CI=true) they fail instead (tests/support/harness.py, `tool_missing`).
 
 PCSCLITE_CSOCK_NAME is set here, at import, because libpcsclite reads it only once per process
 (at the first PC/SC call): when our pcscd runs in its own mount namespace (root), every PC/SC
@@ -25,6 +26,7 @@ import pytest
 from messages.events import CardPresented, ConnectorFaultChanged
 from tests.hal.pcscd import PcscdBusy, PrivatePcscd, find_pcscd, find_vpcd, namespace_possible
 from tests.hal.vcard import VirtualCard
+from tests.support.harness import tool_missing
 
 _WORKDIR = Path(tempfile.gettempdir()) / f"pcscd-test-{os.getpid()}"
 _HAVE_DAEMON = bool(find_pcscd() and find_vpcd())
@@ -52,14 +54,14 @@ def pcscd():
     """The session's private pcscd (started; tests may stop and start it, see `pcsc`)."""
     reason = _missing()
     if reason:
-        pytest.skip(reason)
+        tool_missing(reason)
     daemon = PrivatePcscd(_WORKDIR, use_namespace=_USE_NAMESPACE)
     daemon.point_clients_at()
     try:
         daemon.start()
     except PcscdBusy as exc:
         shutil.rmtree(_WORKDIR, ignore_errors=True)
-        pytest.skip(str(exc))
+        tool_missing(str(exc))
     try:
         names = _reader_names()
         if daemon.slot_name(0) not in names:

@@ -1,23 +1,51 @@
-"""Bad input from the CSMS gets the right CALLERROR and the station keeps serving (OCPP-J 1.6 §4.2.3)."""
+"""Bad input from the CSMS gets the right CALLERROR and the station keeps serving (OCPP-J 1.6 §4.2.3).
+
+"Keeps serving" is checked with requests that go through the station's actors (GetConfiguration
+alone is answered on the socket thread and would pass with every actor stuck): ChangeConfiguration
+(the Configuration actor), ClearCache (Authorization), RemoteStartTransaction and UnlockConnector
+(the TransactionManager), each answered within REPLY_S, on the same connection; and the station
+sent nothing else since the bad input: no CALL, no second answer, no answer to a non-CALL."""
 
 import json
 
 import pytest
 from ocpp.v16 import call
 
+from tests.support.harness import call_ids, unexpected_frames
+
 pytestmark = pytest.mark.timeout(60)
+
+REPLY_S = 5.0  # an idle station answers in milliseconds; a stuck actor never does
 
 
 @pytest.fixture
 def station(csms, make_station):
-    s = make_station()
+    s = make_station()  # one connector, fixed cable (station.toml)
     csms.wait_count("StatusNotification", 2)
     return s
 
 
-def _still_serving(csms):
-    conf = csms.call(call.GetConfiguration(key=["HeartbeatInterval"]))
-    assert conf.configuration_key[0]["value"] == "300"
+def _frames(csms) -> tuple[int, int]:
+    return len(csms.frames_in), len(csms.frames_out)
+
+
+def _still_serving(csms, since: tuple[int, int], *answered: str) -> None:
+    """Every actor-bound request is answered within REPLY_S on the first connection, and since
+    `since` (a `_frames()` mark) the station sent only the answers to our CALLs and to the raw
+    CALLs `answered`."""
+    value = "23"  # MeterValueSampleInterval: 0 in the tests' station.toml
+    assert csms.call(call.ChangeConfiguration(key="MeterValueSampleInterval", value=value),
+                     timeout=REPLY_S).status == "Accepted"
+    conf = csms.call(call.GetConfiguration(key=["MeterValueSampleInterval"]), timeout=REPLY_S)
+    assert conf.configuration_key[0]["value"] == value  # the Configuration actor took it
+    assert csms.call(call.ClearCache(), timeout=REPLY_S).status == "Accepted"
+    assert csms.call(call.RemoteStartTransaction(id_tag="TAG1", connector_id=2),
+                     timeout=REPLY_S).status == "Rejected"  # no connector 2
+    assert csms.call(call.UnlockConnector(connector_id=1), timeout=REPLY_S).status == "NotSupported"  # fixed cable
+    assert csms.connections == 1, "the station reconnected"
+    ours = call_ids(f.text for f in csms.frames_out[since[1]:]) | set(answered)
+    extra = unexpected_frames([f.text for f in csms.frames_in[since[0]:]], ours)
+    assert extra == [], f"the station sent what it was not asked for: {extra}"
 
 
 @pytest.mark.parametrize("frame, unique_id, code", [
@@ -42,24 +70,27 @@ def _still_serving(csms):
      "PropertyConstraintViolation"),
 ])
 def test_malformed_or_invalid_calls_get_the_matching_call_error(csms, station, frame, unique_id, code):
+    since = _frames(csms)
     csms.send_raw(frame)
     reply = csms.next_raw_reply(unique_id)
     assert reply[0] == 4 and reply[2] == code, reply
-    _still_serving(csms)
+    _still_serving(csms, since, unique_id)
 
 
 def test_an_oversized_frame_is_answered_without_being_parsed(csms, station):
+    since = _frames(csms)
     csms.send_raw(json.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "A" * 100_000}]))
     reply = csms.next_raw_reply("big")
     assert reply[0] == 4 and reply[2] == "FormationViolation"
-    _still_serving(csms)
+    _still_serving(csms, since, "big")
 
 
 def test_responses_to_nothing_and_broken_responses_are_ignored(csms, station):
+    since = _frames(csms)
     csms.send_raw('[3,"never-sent",{}]')
     csms.send_raw('[4,"never-sent-either","GenericError","x",{}]')
     csms.send_raw('[3]')
-    _still_serving(csms)
+    _still_serving(csms, since)  # nothing answers them
 
 
 def test_a_csms_that_never_answers_times_out_and_the_station_keeps_serving(csms, make_station):
@@ -72,5 +103,6 @@ def test_a_csms_that_never_answers_times_out_and_the_station_keeps_serving(csms,
     station.sim(cmd="unplug", connector=1)
     # The first call got no answer; after MessageTimeout the next one goes out.
     csms.wait_for("StatusNotification", lambda p: p["status"] == "Available", after=mark, timeout=10)
+    since = _frames(csms)
     csms.silent = False
-    _still_serving(csms)
+    _still_serving(csms, since)

@@ -1,5 +1,8 @@
 """Boot, registration and heartbeat against a real loopback CSMS (OCPP 1.6 §4.2, §4.6)."""
 
+import time
+from datetime import datetime
+
 import pytest
 from ocpp.v16 import call
 
@@ -50,9 +53,32 @@ def test_station_reconnects_after_the_csms_drops_it_and_does_not_boot_again(csms
     assert len([r for r in csms.received if r.action == "BootNotification"]) == 1
 
 
+def _behind_the_csms(csms, stamp: str) -> float:
+    """Seconds from the station's timestamp to the CSMS's clock now (0: they agree)."""
+    assert stamp.endswith("Z"), stamp
+    return time.time() + csms.clock_offset_s - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 def test_clock_is_taken_from_the_csms_current_time(csms, make_station):
-    make_station()
-    boot = csms.wait_for("BootNotification")
-    sn = csms.wait_for("StatusNotification")
-    assert sn.payload["timestamp"].startswith("20") and sn.payload["timestamp"].endswith("Z")
-    assert not sn.payload["timestamp"].startswith("1970")
+    """The station's timestamps follow the CSMS's currentTime, not the host's clock: the CSMS's
+    clock runs 3 days behind the host's (BootNotification.conf sets the station's clock), then
+    5 hours ahead of it (Heartbeat.conf sets it again)."""
+    csms.clock_offset_s = -3 * 86400
+    csms.boot_response = ("Accepted", 1)  # a Heartbeat every second
+    station = make_station()
+    csms.wait_count("StatusNotification", 2)  # sent once the station has taken the boot's answer
+    mark = csms.mark()
+    station.sim(cmd="plug", connector=1)
+    sn = csms.wait_for("StatusNotification", lambda p: p["status"] == "Preparing", after=mark)
+    assert 0 <= _behind_the_csms(csms, sn.payload["timestamp"]) < 5, sn.payload  # not 3 days ahead
+
+    csms.clock_offset_s = 5 * 3600
+    mark = csms.mark()
+    # Every Heartbeat from now on is answered with the new time; by the second one the station
+    # has long taken the first answer.
+    csms.wait_until(lambda: len([r for r in csms.received[mark:] if r.action == "Heartbeat"]) >= 2,
+                    timeout=10, what="2 Heartbeats answered with the new time")
+    mark = csms.mark()
+    station.sim(cmd="unplug", connector=1)
+    sn = csms.wait_for("StatusNotification", lambda p: p["status"] == "Available", after=mark)
+    assert 0 <= _behind_the_csms(csms, sn.payload["timestamp"]) < 5, sn.payload  # not 5 hours behind

@@ -4,6 +4,10 @@ Built on the ``ocpp`` package (schema validation on) and the ``websockets``
 asyncio server, with its event loop on a background thread.  Stations connect to
 ``csms.url + "/<id>"``.  Every wait has a timeout and raises AssertionError
 listing what was received.  ``csms.log`` lines: ``->`` to the station, ``<-`` from it.
+The wait helpers (``wait_for``, ``wait_count``, ...) are shared with the second peer,
+``tests.support.rpc_csms.RpcCsms``: ``tests.support.harness.CsmsWaits``.  ``clock_offset_s``
+shifts the CSMS's clock (the ``currentTime`` of BootNotification.conf and Heartbeat.conf) away
+from the host's.
 """
 
 from __future__ import annotations
@@ -12,11 +16,10 @@ import asyncio
 import base64
 import json
 import logging
-import socket
 import threading
 import time
 from collections import namedtuple
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote, urlsplit
 
 from ocpp.routing import on
@@ -25,26 +28,21 @@ from ocpp.v16.enums import Action
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
+from tests.support.harness import CsmsWaits, Received, free_port  # noqa: F401  (free_port: re-exported)
+
 # The ocpp package logs a traceback for every rejected message; tests that send
 # bad input on purpose would drown in them.  Lower this again to debug.
 logging.getLogger("ocpp").setLevel(logging.CRITICAL)
 
-Received = namedtuple("Received", "time charge_point_id action unique_id payload")
 Frame = namedtuple("Frame", "time charge_point_id text")  # text is bytes if binary
 CALL = 2
 PATH_PREFIX = "/ocpp/"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def utc_now() -> str:
-    """Current UTC time as ISO 8601 with milliseconds and a 'Z' suffix."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def utc_now(offset_s: float = 0.0) -> str:
+    """Current UTC time (plus offset_s) as ISO 8601 with milliseconds and a 'Z' suffix."""
+    now = datetime.now(timezone.utc) + timedelta(seconds=offset_s)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _parse(text):
@@ -87,12 +85,12 @@ class _Station(ChargePoint):
     @on(Action.boot_notification)
     def on_boot_notification(self, **_):
         status, interval = self.csms._next_boot_response()
-        return call_result.BootNotification(current_time=utc_now(), interval=interval,
+        return call_result.BootNotification(current_time=self.csms.now(), interval=interval,
                                             status=status)
 
     @on(Action.heartbeat)
     def on_heartbeat(self, **_):
-        return call_result.Heartbeat(current_time=utc_now())
+        return call_result.Heartbeat(current_time=self.csms.now())
 
     @on(Action.authorize)
     def on_authorize(self, id_tag, **_):
@@ -128,7 +126,7 @@ class _Station(ChargePoint):
     def on_firmware_status(self, **_): return call_result.FirmwareStatusNotification()
 
 
-class Csms:
+class Csms(CsmsWaits):
     """The test CSMS (see the module docstring); cp_id=None means the last station
     that connected."""
 
@@ -150,6 +148,7 @@ class Csms:
         self.next_transaction_id = 1
         # DataTransfer.conf payload (snake_case keys), or callable(request dict) -> that
         self.data_transfer_response = {"status": "UnknownVendorId"}
+        self.clock_offset_s = 0.0             # the CSMS's clock minus the host's, in seconds
         self.log = None                       # callable(line), called for every frame
         self.connections = 0                  # accepted WebSocket connections so far
         self.refused = 0                      # handshakes answered 401/404/503 so far
@@ -312,55 +311,23 @@ class Csms:
                                      f"(connected: {sorted(self._sessions)})")
             return station
 
-    received = property(lambda self: list(self._received), doc="CALLs from stations (copy)")
     frames_in = property(lambda self: list(self._frames_in), doc="frames from stations")
     frames_out = property(lambda self: list(self._frames_out), doc="frames to stations")
 
-    def mark(self) -> int:
-        return len(self._received)
+    def now(self) -> str:
+        """The CSMS's current time, as it sends it (currentTime)."""
+        return utc_now(self.clock_offset_s)
+
+    def _connected_ids(self) -> set[str]:
+        return set(self._sessions)
 
     def summary(self, last: int = 40) -> str:
         """What was received so far, for failure messages."""
         with self._cond:
-            lines = [f"  [{i}] {r.charge_point_id} {r.action} {json.dumps(r.payload)[:300]}"
-                     for i, r in list(enumerate(self._received))[-last:]]
             return (f"received {len(self._received)} CALL(s), {len(self._frames_in)} "
                     f"frame(s) in, {len(self._frames_out)} out, connected "
                     f"{sorted(self._sessions)}, replies to raw CALLs {self._raw_replies}:\n"
-                    + "\n".join(lines))
-
-    def wait_until(self, predicate, timeout: float = 10, what: str = "condition"):
-        """Wait until predicate() is truthy (re-checked on every event); return it."""
-        with self._cond:
-            if not self._cond.wait_for(predicate, timeout):
-                raise AssertionError(f"Timed out after {timeout}s waiting for {what}; "
-                                     + self.summary())
-            return predicate()
-
-    def wait_for(self, action: str, predicate=None, timeout: float = 10,
-                 after: int = 0) -> Received:
-        def find():
-            return next((r for r in self._received[after:] if r.action == action
-                         and (predicate is None or predicate(r.payload))), None)
-        extra = " matching predicate" if predicate else ""
-        return self.wait_until(find, timeout, f"{action}{extra} at index >= {after}")
-
-    def wait_count(self, action: str, n: int, timeout: float = 10) -> list[Received]:
-        def find():
-            found = [r for r in self._received if r.action == action]
-            return found if len(found) >= n else None
-        return self.wait_until(find, timeout, f"{n} x {action}")
-
-    def connected(self, cp_id: str | None = None) -> bool:
-        with self._cond:
-            return bool(self._sessions) if cp_id is None else cp_id in self._sessions
-
-    def wait_connected(self, timeout: float = 10, cp_id: str | None = None) -> None:
-        self.wait_until(lambda: self.connected(cp_id), timeout, f"connection of {cp_id or 'any'}")
-
-    def wait_disconnected(self, timeout: float = 10, cp_id: str | None = None) -> None:
-        self.wait_until(lambda: not self.connected(cp_id), timeout,
-                        f"disconnection of {cp_id or 'all stations'}")
+                    + self._received_lines(last))
 
     def call(self, payload, timeout: float = 10, cp_id: str | None = None):
         """Send a CALL built from an ``ocpp.v16.call`` payload; return the

@@ -2,8 +2,9 @@
 
 ``RpcCsms`` runs ``node tests/support/rpc_csms/server.js`` as a subprocess and talks to it
 over stdin/stdout, one JSON object per line (the protocol is described at the top of
-server.js).  Its synchronous API mirrors ``tests.support.csms.Csms`` where it can, but
-payloads are plain OCPP JSON (camelCase dicts), not ``ocpp`` dataclasses::
+server.js).  Its synchronous API mirrors ``tests.support.csms.Csms`` where it can (the wait
+helpers are the same code: ``tests.support.harness.CsmsWaits``), but payloads are plain OCPP
+JSON (camelCase dicts), not ``ocpp`` dataclasses::
 
     with RpcCsms() as csms:                       # or .start() / .stop()
         url = csms.url                            # stations connect to url + "/<id>"
@@ -15,7 +16,7 @@ Every message ocpp-rpc's strict mode rejects is kept in ``strict_failures``; the
 below fail the test if there is any (a frame that is not valid OCPP 1.6, either way) or if
 the CSMS sent any CALLERROR (a station CALL it could not take).
 ``require_node()`` skips the test when node or the npm package is missing (scripts/test
-installs it with ``npm ci``).
+installs it with ``npm ci``), or fails it when ``CI`` is set (``tests.support.harness.tool_missing``).
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ import shutil
 import subprocess
 import threading
 import time
-from collections import namedtuple
 from pathlib import Path
 
 import pytest
 
+from tests.support.harness import CsmsWaits, Received, station_factory, tool_missing
+
 SERVER_DIR = Path(__file__).resolve().parent / "rpc_csms"
 SERVER_JS = SERVER_DIR / "server.js"
-
-Received = namedtuple("Received", "time charge_point_id action unique_id payload")
 
 
 class RpcCallError(Exception):
@@ -55,13 +55,13 @@ def node_problem() -> str | None:
 
 
 def require_node() -> None:
-    """pytest.skip (with the reason) when node or node_modules are missing."""
+    """Skip (with the reason) when node or node_modules are missing; in CI fail instead."""
     problem = node_problem()
     if problem:
-        pytest.skip(problem)
+        tool_missing(problem)
 
 
-class RpcCsms:
+class RpcCsms(CsmsWaits):
     """The ocpp-rpc CSMS subprocess (see the module docstring)."""
 
     def __init__(self, boot_interval: int = 300, boot_status: str = "Accepted", port: int = 0,
@@ -197,7 +197,6 @@ class RpcCsms:
 
     # --- what was received ------------------------------------------------------------------
 
-    received = property(lambda self: list(self._received), doc="CALLs from stations (copy)")
     lines = property(lambda self: list(self._lines), doc="every line server.js printed (copy)")
     strict_failures = property(lambda self: list(self._strict), doc="strict mode rejections")
     bad_messages = property(lambda self: list(self._bad), doc="ocpp-rpc 'badMessage' events")
@@ -226,60 +225,34 @@ class RpcCsms:
         return [t for t in self.frames(outbound=True)
                 if t.startswith("[4") and json.loads(t)[1] not in wanted]
 
-    def mark(self) -> int:
-        return len(self._received)
+    def _connected_ids(self) -> set[str]:
+        return set(self._connected)
+
+    def _gone(self) -> str | None:
+        return "The ocpp-rpc CSMS exited" if self._exited else None
 
     def summary(self, last: int = 40) -> str:
         with self._cond:
-            lines = [f"  [{i}] {r.charge_point_id} {r.action} {json.dumps(r.payload)[:300]}"
-                     for i, r in list(enumerate(self._received))[-last:]]
             return (f"ocpp-rpc CSMS: received {len(self._received)} CALL(s), connected "
                     f"{sorted(self._connected)}, strict failures {self._strict}, raw replies "
                     f"{[x['text'] for x in self._raw_in]}, exited {self._exited}, stderr "
-                    f"{self._stderr[-10:]}:\n" + "\n".join(lines))
-
-    def wait_until(self, predicate, timeout: float = 10, what: str = "condition"):
-        """Wait until predicate() is truthy (re-checked on every line); return it."""
-        def check():
-            return predicate() or (self._exited and "exited")
-        with self._cond:
-            if not self._cond.wait_for(check, timeout):
-                raise AssertionError(f"Timed out after {timeout}s waiting for {what}; " + self.summary())
-            value = predicate()
-            if not value:
-                raise AssertionError(f"The ocpp-rpc CSMS exited while waiting for {what}; " + self.summary())
-            return value
-
-    def wait_for(self, action: str, predicate=None, timeout: float = 10, after: int = 0) -> Received:
-        def find():
-            return next((r for r in self._received[after:] if r.action == action
-                         and (predicate is None or predicate(r.payload))), None)
-        extra = " matching predicate" if predicate else ""
-        return self.wait_until(find, timeout, f"{action}{extra} at index >= {after}")
-
-    def wait_count(self, action: str, n: int, timeout: float = 10) -> list[Received]:
-        def find():
-            found = [r for r in self._received if r.action == action]
-            return found if len(found) >= n else None
-        return self.wait_until(find, timeout, f"{n} x {action}")
-
-    def connected(self, cp_id: str | None = None) -> bool:
-        with self._cond:
-            return bool(self._connected) if cp_id is None else cp_id in self._connected
-
-    def wait_connected(self, timeout: float = 10, cp_id: str | None = None) -> None:
-        self.wait_until(lambda: self.connected(cp_id), timeout, f"connection of {cp_id or 'any'}")
+                    f"{self._stderr[-10:]}:\n" + self._received_lines(last))
 
     # --- talking to the station ---------------------------------------------------------------
 
     def configure(self, boot_interval: int | None = None, boot_status: str | None = None,
-                  fail_next: tuple[str, str] | None = None) -> None:
-        """Change the BootNotification answer for the next boots; fail_next=(action, code):
-        answer the next CALL of that action with a CALLERROR (code: an ocpp-rpc error type,
-        sent with ocpp-rpc's OCPP 1.6 spelling)."""
+                  fail_next: tuple[str, str] | None = None,
+                  boot_sequence: list[tuple[str, int]] | None = None) -> None:
+        """Change the BootNotification answer for the next boots; boot_sequence=[(status,
+        interval), ...]: one answer per boot, in turn, then the last one's status and interval
+        for every later boot; fail_next=(action, code): answer the next CALL of that action with
+        a CALLERROR (code: an ocpp-rpc error type, sent with ocpp-rpc's OCPP 1.6 spelling)."""
         command = {"cmd": "set"}
         if fail_next is not None:
             command["failNext"] = {"action": fail_next[0], "code": fail_next[1]}
+        if boot_sequence is not None:
+            command["bootSequence"] = [[status, interval] for status, interval in boot_sequence]
+            self.boot_status, self.boot_interval = boot_sequence[-1]
         if boot_interval is not None:
             command["bootInterval"] = self.boot_interval = boot_interval
         if boot_status is not None:
@@ -347,28 +320,7 @@ def rpc_csms(request):
 
 
 @pytest.fixture
-def make_rpc_station(tmp_path, rpc_csms):
+def make_rpc_station(tmp_path, rpc_csms, request):
     """make_rpc_station(configuration={...}, station={...}) -> a started StationProcess
-    connected to rpc_csms (the same defaults as tests/integration's make_station)."""
-    from tests.integration.conftest import StationProcess
-
-    made = []
-
-    def factory(configuration: dict | None = None, station: dict | None = None) -> StationProcess:
-        base = {"MeterValueSampleInterval": 0, "HeartbeatInterval": 300, "MinimumStatusDuration": 0}
-        base.update(configuration or {})
-        sp = StationProcess(tmp_path, rpc_csms.url, base, station or {})
-        made.append(sp)
-        return sp.start()
-
-    yield factory
-    for sp in made:
-        if sp.proc is None:
-            continue
-        # Shown by pytest only when the test fails.
-        print(f"--- station log ({sp.log_path}) ---\n{sp.log_tail(80)}")
-        print(f"--- ocpp-rpc CSMS ---\n{rpc_csms.summary()}")
-        was_running = sp.proc.poll() is None
-        code = sp.terminate()
-        if was_running:
-            assert code == 0, f"station did not stop cleanly ({code}):\n{sp.log_tail()}"
+    connected to rpc_csms (the same factory as tests/integration's make_station)."""
+    yield from station_factory(tmp_path, rpc_csms, request)

@@ -32,6 +32,8 @@
 //   {"cmd":"call","ref":n,"action":"GetConfiguration","payload":{...},"timeout":10}
 //   {"cmd":"raw","ref":n,"text":"..."}                 sent as is; replies come back as raw_in
 //   {"cmd":"set","ref":n,"bootInterval":N,"bootStatus":"Accepted"}
+//   {"cmd":"set","ref":n,"bootSequence":[["Rejected",1],["Accepted",2]]}
+//       one BootNotification answer per boot, in turn; the last one stays for later boots
 //   {"cmd":"set","ref":n,"failNext":{"action":"StartTransaction","code":"InternalError","message":""}}
 //       answer the next CALL of that action with a CALLERROR (code: an ocpp-rpc error type)
 //   {"cmd":"stop"}  (or EOF on stdin)                  closes everything and exits
@@ -62,6 +64,7 @@ let current = null;              // the station that connected last
 let nextTransactionId = 1;
 let nextRef = 1;                 // for commands without a ref
 const failNext = new Map();      // action -> [code, message]: answer its next CALL with a CALLERROR
+let bootSequence = [];           // [[status, interval], ...] still to answer, before opts' values
 
 function emit(obj) {
     process.stdout.write(JSON.stringify({ ...obj, t: Date.now() }) + '\n');
@@ -81,7 +84,12 @@ const now = () => new Date().toISOString();
 // Handlers for every CALL a station may send in OCPP 1.6 Core (+ the two status
 // notifications).  Every response must be valid OCPP 1.6: strict mode checks it.
 const handlers = {
-    BootNotification: () => ({ status: opts.bootStatus, currentTime: now(), interval: opts.bootInterval }),
+    BootNotification: () => {
+        if (bootSequence.length > 0) {
+            [opts.bootStatus, opts.bootInterval] = bootSequence.shift();
+        }
+        return { status: opts.bootStatus, currentTime: now(), interval: opts.bootInterval };
+    },
     Heartbeat: () => ({ currentTime: now() }),
     StatusNotification: () => ({}),
     Authorize: () => ({ idTagInfo: { status: 'Accepted' } }),
@@ -275,6 +283,7 @@ function onCommand(line) {
             case 'set':
                 if (cmd.bootInterval !== undefined) opts.bootInterval = cmd.bootInterval;
                 if (cmd.bootStatus !== undefined) opts.bootStatus = cmd.bootStatus;
+                if (cmd.bootSequence !== undefined) bootSequence = cmd.bootSequence.map((x) => [x[0], x[1]]);
                 if (cmd.failNext !== undefined) {
                     failNext.set(cmd.failNext.action, [cmd.failNext.code, cmd.failNext.message ?? '']);
                 }
