@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -48,15 +49,31 @@ def open_database(path: str | Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None, check_same_thread=True)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=10000")
+        _use_wal(conn)
+        conn.execute("PRAGMA synchronous=FULL")
         _migrate(conn)
     except (sqlite3.DatabaseError, OSError, StorageError) as exc:
         if conn is not None:
             conn.close()  # no half-open connection (and file handle) left behind
         raise StorageError(f"cannot open the station database {path}: {exc}") from exc
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection, deadline_s: float = 10.0) -> None:
+    """Switch a database to WAL. Switching a new database needs it to itself, and SQLite reports a
+    concurrent opener's lock at once rather than through the busy timeout: try again until the deadline."""
+    give_up = time.monotonic() + deadline_s
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= give_up:
+                raise
+            time.sleep(0.02)
 
 
 def feature_migrations() -> dict[str, Sequence[Migration]]:
