@@ -2,7 +2,7 @@
 
     scripts/soak [--kills N] [--seed S] [--dir DIR] [--keep]
 
-The station process (`StationProcess` of tests/integration, simulated hardware, 2 connectors,
+The station process (`StationProcess` of tests/support/harness.py, simulated hardware, 2 connectors,
 MeterValues every second) runs against a loopback CSMS on the independent `ocpp` package
 (tests/support/csms.py). Between kills the soak plugs and unplugs cables, swipes cards, makes the
 EV draw or pause, changes the power, sends RemoteStart/RemoteStopTransaction and takes the CSMS
@@ -71,7 +71,7 @@ sys.path.insert(0, str(REPO))  # tests.*; this script's folder (soak_check) is o
 from ocpp.v16 import call  # noqa: E402
 
 from soak_check import Call, Kill, Record, Verdict, judge, parse_time  # noqa: E402
-from tests.integration.conftest import StationProcess  # noqa: E402
+from tests.support.harness import StationProcess  # noqa: E402
 from tests.support.csms import Csms  # noqa: E402
 
 CONNECTORS = 2
