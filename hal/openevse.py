@@ -14,7 +14,7 @@ Threads. The driver owns two daemon threads:
 - the *reader* reads the port, verifies the checksum of every line (a bad or missing checksum is
   logged, counted and dropped), hands ``$OK``/``$NK`` to the waiting command when the sequence id
   matches (anything else is dropped) and turns ``$AT`` into events. When the port vanishes (USB
-  unplug: pyserial raises SerialException/OSError) it reports ``EVCommunicationError`` and
+  unplug: pyserial raises SerialException/OSError) it reports ``InternalError`` and
   re-opens the port with back-off (0.5 s doubling to 10 s);
 - the *supervisor* pulses the EVSE's heartbeat supervision (``SY``) every ``heartbeat_s / 2`` s and
   re-synchronises the EVSE after a re-open, a reboot (``$AB``), a missed pulse or a silence:
@@ -23,9 +23,11 @@ Threads. The driver owns two daemon threads:
   EVSE's own fault).
 
 Commands are serialised (one outstanding at a time); each try waits ``timeout_s`` for its reply,
-a command is tried ``retries + 1`` times, then HalError(..., "EVCommunicationError"). A reply to
+a command is tried ``retries + 1`` times, then HalError(..., "InternalError"). A reply to
 any try of the current command is accepted (they are the same command), nothing else. While the
-port is gone, commands fail at once.
+port is gone, commands fail at once. The serial link is the station's own, to its EVSE controller: its
+loss is ``InternalError`` (OCPP 1.6 §4.9 keeps ``EVCommunicationError``, a warning, for the link to the
+EV, e.g. the EVSE's failed diode check).
 
 Heartbeat supervision (``SY interval limit``): if the station process hangs or dies, the EVSE
 falls back to ``safe_current_a`` by itself after ``heartbeat_s``. It then answers every pulse
@@ -313,7 +315,7 @@ class OpenEvse:
             ser = serial.Serial(self.port, self.baudrate, timeout=self.timeout_s, write_timeout=self.timeout_s,
                                 parity=self.parity, exclusive=self.exclusive)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise HalError(f"cannot open EVSE port {self.port}: {exc}", "EVCommunicationError") from exc
+            raise HalError(f"cannot open EVSE port {self.port}: {exc}", "InternalError") from exc
         if self.rs485:
             try:
                 ser.rs485_mode = serial.rs485.RS485Settings()
@@ -467,17 +469,17 @@ class OpenEvse:
                     with self._lock:
                         ser = self._ser
                         if ser is None or self._closing.is_set():
-                            raise HalError(f"EVSE port {self.port} is gone", "EVCommunicationError")
+                            raise HalError(f"EVSE port {self.port} is gone", "InternalError")
                         seq = self._next_seq()
                         waiter.seqs.add(seq)
                         self._waiter = waiter
                     try:
                         ser.write(frame(words, seq))
                     except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                        raise HalError(f"EVSE port {self.port} write failed: {exc}", "EVCommunicationError") from exc
+                        raise HalError(f"EVSE port {self.port} write failed: {exc}", "InternalError") from exc
                     got = waiter.event.wait(self.timeout_s)
                     if waiter.aborted:
-                        raise HalError(waiter.aborted, "EVCommunicationError")
+                        raise HalError(waiter.aborted, "InternalError")
                     if got:
                         if not waiter.ok:
                             log.debug("EVSE: %s -> $NK %s", words[0], " ".join(waiter.tokens))
@@ -488,7 +490,7 @@ class OpenEvse:
                 with self._lock:
                     if self._waiter is waiter:
                         self._waiter = None
-        raise HalError(f"no reply from the EVSE to {words[0]} ({tries} tries)", "EVCommunicationError")
+        raise HalError(f"no reply from the EVSE to {words[0]} ({tries} tries)", "InternalError")
 
     def _expect_ok(self, *words: str) -> list[str]:
         ok, tokens, _ = self._command(*words)
@@ -514,7 +516,7 @@ class OpenEvse:
             state, elapsed, pilot = _hex(tokens[0]), int(tokens[1]), _hex(tokens[2])
             vflags = _hex(tokens[3]) if len(tokens) > 3 else 0
         except (IndexError, ValueError) as exc:
-            raise HalError(f"EVSE: malformed GS reply {' '.join(tokens)[:20]}", "EVCommunicationError") from exc
+            raise HalError(f"EVSE: malformed GS reply {' '.join(tokens)[:20]}", "InternalError") from exc
         return state, elapsed, pilot, vflags, rx
 
     # --- supervisor thread: heartbeat pulses and re-synchronisation -------------------------------
@@ -622,7 +624,7 @@ class OpenEvse:
 
     def _error_locked(self) -> tuple[str, str]:
         if self._link_error is not None:
-            return "EVCommunicationError", self._link_error
+            return "InternalError", self._link_error
         return self._view.error_code, self._view.info
 
     def _update_fault_locked(self) -> None:

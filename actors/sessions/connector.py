@@ -1,10 +1,24 @@
-"""One connector's facts and the OCPP 1.6 status they imply (OCPP 1.6 §4.9, §7.7).
+"""One connector's facts and the OCPP 1.6 status they imply (OCPP 1.6 §4.9, §7.6, §7.7).
 
 A plain class, no threads: the session core changes the facts, then asks `status()`.
 Deriving the status from facts (rather than storing it) means no transition can leave the
 status inconsistent with the hardware. The rules are a table, tried in order: the first that
 holds names the status, so precedence (a fault over everything, SuspendedEVSE over SuspendedEV:
 §4.9) is the order of the rows.
+
+Faults. A connector, and the station as a whole (connector 0), keep one active fault per source
+that reports faults ("evse": the EVSE controller, "meter", "lock": the connector lock, "rfid": the
+card reader, "station"): a source's NoError clears its own fault and no other. A fault whose
+ChargePointErrorCode is not in WARNINGS is *blocking*: a connector is Faulted while it has one;
+connector 0 is Faulted while it has one, and then every connector is held (no new session:
+Unavailable; a running session gets no energy: SuspendedEVSE) until it clears. WARNINGS are
+reported with the status the connector has anyway (§4.9: "When the status field is not Faulted,
+the condition should be considered a warning since charging operations are still possible"):
+EVCommunicationError (the link to the EV; §4.9: only with Preparing, SuspendedEV, SuspendedEVSE or
+Finishing, and §7.6: "it should go to the SuspendedEVSE state": a session gets no energy while it
+lasts), ReaderFailure (the card reader: cards are not read, RemoteStart still works), WeakSignal,
+LocalListConflict and ResetFailure. The errorCode shown is that of the oldest blocking fault still
+active, else of the oldest warning the status may carry, else NoError (`shown_fault`).
 """
 
 from __future__ import annotations
@@ -12,6 +26,52 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
+
+WARNINGS = frozenset({"EVCommunicationError", "ReaderFailure", "WeakSignal", "LocalListConflict", "ResetFailure"})
+"""ChargePointErrorCodes that do not stop charging operations: reported as warnings, never Faulted."""
+
+EV_LINK_STATUSES = frozenset({"Preparing", "SuspendedEV", "SuspendedEVSE", "Finishing"})
+"""OCPP 1.6 §4.9: EVCommunicationError SHALL only be used with these statuses."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    """The fault one source reports (OCPP 1.6 §7.6 ChargePointErrorCode, never NoError)."""
+
+    error_code: str
+    info: str = ""
+    vendor_error_code: str = ""
+
+    @property
+    def blocking(self) -> bool:
+        return self.error_code not in WARNINGS
+
+
+def set_fault(faults: dict[str, Fault], source: str, error_code: str, info: str = "",
+              vendor_error_code: str = "") -> None:
+    """A source reports `error_code`: NoError clears its fault (only its own); anything else is its
+    fault from now on (a source's new code keeps the place of its old one among the active faults)."""
+    if error_code == "NoError":
+        faults.pop(source, None)
+    else:
+        faults[source] = Fault(error_code, info, vendor_error_code)
+
+
+def blocking(faults: dict[str, Fault]) -> bool:
+    return any(f.blocking for f in faults.values())
+
+
+def shown_fault(faults: dict[str, Fault], status: str) -> Fault | None:
+    """The fault a StatusNotification with `status` reports: the oldest blocking one still active, else
+    the oldest warning that status may carry (§4.9), else None (errorCode NoError)."""
+    active = list(faults.values())
+    for fault in active:
+        if fault.blocking:
+            return fault
+    for fault in active:
+        if fault.error_code != "EVCommunicationError" or status in EV_LINK_STATUSES:
+            return fault
+    return None
 
 
 @dataclass
@@ -34,8 +94,8 @@ class Connector:
     id: int
     plugged: bool = False
     ev_drawing: bool = False
-    error_code: str = "NoError"
-    error_info: str = ""
+    faults: dict[str, Fault] = field(default_factory=dict)  # source -> its active fault, oldest first
+    station_blocked: bool = False  # connector 0 has a blocking fault: no energy, no new session
     operative: bool = True  # ChangeAvailability; persisted
     pending_operative: bool | None = None  # a change Scheduled until the transaction ends
     authorized_tag: str | None = None  # identification (or RemoteStart) before the cable
@@ -48,21 +108,49 @@ class Connector:
 
     @property
     def faulted(self) -> bool:
-        return self.error_code != "NoError"
+        """A blocking fault of its own: Faulted."""
+        return blocking(self.faults)
+
+    @property
+    def ev_link_lost(self) -> bool:
+        return any(f.error_code == "EVCommunicationError" for f in self.faults.values())
+
+    @property
+    def energy_withheld(self) -> bool:
+        """The station gives a running session no energy (SuspendedEVSE): an invalid idTag's energy is
+        used up, the station as a whole is faulted, or the link to the EV is lost (§7.6)."""
+        return (self.session is not None and self.session.suspended_evse) or self.station_blocked or \
+            self.ev_link_lost
+
+    @property
+    def energy_on(self) -> bool:
+        """What the contactor should be: closed only for a running session nothing holds back."""
+        return self.session is not None and not self.faulted and not self.energy_withheld
+
+    @property
+    def usable(self) -> bool:
+        """May take a session at all (whether or not one is running): operative, nothing blocking."""
+        return self.operative and not self.faulted and not self.station_blocked
 
     @property
     def busy(self) -> bool:
         """Not free for a new session."""
-        return (self.session is not None or self.starting or self.faulted or not self.operative
+        return (self.session is not None or self.starting or not self.usable
                 or self.finishing or self.authorized_tag is not None)
 
     def status(self) -> str:
         return next(status for status, holds in STATUS_RULES if holds(self))
 
-    def info(self) -> str:
+    def shown_fault(self, status: str | None = None) -> Fault | None:
+        return shown_fault(self.faults, status or self.status())
+
+    def info(self, status: str | None = None) -> str:
+        fault = self.shown_fault(status)
+        if fault is not None and fault.info:
+            return fault.info
         if self.session is not None and not self.plugged:
             return "EV side disconnected"
-        return self.error_info
+        return ""
 
 
 def _in_session(c: Connector) -> bool:
@@ -72,13 +160,14 @@ def _in_session(c: Connector) -> bool:
 STATUS_RULES: tuple[tuple[str, Callable[[Connector], bool]], ...] = (
     ("Faulted", lambda c: c.faulted),
     # §4.9: suspended by both the EV and the EVSE is SuspendedEVSE.
-    ("SuspendedEVSE", lambda c: _in_session(c) and c.session.suspended_evse),
+    ("SuspendedEVSE", lambda c: _in_session(c) and c.energy_withheld),
     ("Charging", lambda c: _in_session(c) and c.plugged and c.ev_drawing),
     # The EV not drawing, or unplugged on its side with StopTransactionOnEVSideDisconnect=false
     # (§4.9: SuspendedEV, info "EV side disconnected"; the transaction goes on).
     ("SuspendedEV", _in_session),
     # A running session keeps its status while unavailability is Scheduled (§5.2).
-    ("Unavailable", lambda c: not c.operative),
+    # Made Inoperative (ChangeAvailability), or held by a fault of the station as a whole.
+    ("Unavailable", lambda c: not c.operative or c.station_blocked),
     ("Finishing", lambda c: c.finishing and (c.plugged or c.cable_in_socket)),
     ("Preparing", lambda c: c.plugged or c.authorized_tag is not None or c.starting or bool(c.authorizing_tag)),
     ("Available", lambda c: True),
@@ -86,9 +175,9 @@ STATUS_RULES: tuple[tuple[str, Callable[[Connector], bool]], ...] = (
 """(status, the facts that imply it): the first row that holds is the connector's status."""
 
 
-def station_status(operative: bool, error_code: str) -> str:
+def station_status(operative: bool, faults: dict[str, Fault]) -> str:
     """Connector 0, the station as a whole: only Available, Unavailable or Faulted (§4.9)."""
-    if error_code != "NoError":
+    if blocking(faults):
         return "Faulted"
     return "Available" if operative else "Unavailable"
 

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Callable, Iterable
 
 from actors.sessions import identify, requests, transactions
-from actors.sessions.connector import ALLOWED, Connector, station_status
+from actors.sessions.connector import ALLOWED, Connector, shown_fault, station_status
 from actors.sessions.effects import Effect, Publish, RecordAvailability, RecordMeter, RecordStart, RecordStop, Reply, Tell
 from actors.sessions.state import SessionState, Unexpected
 from messages.events import (CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
@@ -134,15 +134,26 @@ class SessionCore:
                 log.warning("connector %s: %s -> %s is not a transition of OCPP 1.6 §4.9", connector_id, before[0],
                             view[0])
             s.published[connector_id] = view
-            status, error_code, info, transaction_id = view
-            out += [Publish(ConnectorStatusChanged(connector_id, status, error_code, info, "", s.now())),
+            status, error_code, info, vendor_error_code, transaction_id = view
+            out += [Publish(ConnectorStatusChanged(connector_id, status, error_code, info, vendor_error_code,
+                                                   s.now())),
                     Publish(ShowStatus(connector_id, status, transaction_id))]
         return out
 
     def _view(self, connector_id: int) -> tuple:
-        """What is published of a connector: (status, errorCode, info, transactionId)."""
+        """What is published of a connector: (status, errorCode, info, vendorErrorCode, transactionId)."""
         s = self.state
         if connector_id == 0:
-            return station_status(s.station_operative, s.station_error), s.station_error, "", None
-        c = s.connectors[connector_id]
-        return c.status(), c.error_code, c.info(), c.session.transaction_id if c.session else None
+            status = station_status(s.station_operative, s.station_faults)
+            fault = shown_fault(s.station_faults, status)
+            transaction_id = None
+            info = fault.info if fault else ""
+        else:
+            c = s.connectors[connector_id]
+            status = c.status()
+            fault = c.shown_fault(status)
+            transaction_id = c.session.transaction_id if c.session else None
+            info = c.info(status)
+        if fault is None:
+            return status, "NoError", info, "", transaction_id
+        return status, fault.error_code, info, fault.vendor_error_code, transaction_id

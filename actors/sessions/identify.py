@@ -71,7 +71,7 @@ def _clear_authorizing(s: SessionState, target: int | None, id_tag: str) -> None
 
 def authorize_connector(s: SessionState, c: Connector, id_tag: str, parent: str | None) -> list[Effect]:
     """An accepted idTag for connector `c`: start now if the cable is in, else wait for it."""
-    if c.session is not None or c.faulted or not c.operative:
+    if c.session is not None or not c.usable:
         return []
     if c.plugged:
         return begin(s, c, id_tag, parent)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 
-from actors.sessions.connector import Connector
 from actors.sessions.effects import CancelTimer, Effect, Publish, RecordAvailability, Reply, StartTimer, Tell
 from actors.sessions.identify import authorize, authorize_connector, free_connector
 from actors.sessions.state import SessionState
-from actors.sessions.transactions import stop
+from actors.sessions.transactions import drop_authorization, stop
 from messages.events import AllTransactionsStopped, MainsPowerChanged, SetConnectorLock, ShutDown, StopAllTransactions
 from messages.requests import ChangeAvailability, RemoteStartTransaction, RemoteStopTransaction, UnlockConnector
-from messages.ticks import ConnectionTimeoutDue, RemoteStopDeadlineDue, UnlockDeadlineDue
+from messages.ticks import RemoteStopDeadlineDue, UnlockDeadlineDue
 
 log = logging.getLogger(__name__)
 
@@ -124,15 +123,8 @@ def change_availability(s: SessionState, request: ChangeAvailability) -> list[Ef
         else:
             c.operative, c.pending_operative = wanted, None
             if not wanted:
-                out += _drop_authorization(c)
+                out += drop_authorization(c)
     return out + [Reply(request, "Scheduled" if scheduled else "Accepted")]
-
-
-def _drop_authorization(c: Connector) -> list[Effect]:
-    if c.authorized_tag is None:
-        return []
-    c.authorized_tag = c.authorized_parent = None
-    return [CancelTimer(ConnectionTimeoutDue(c.id))]
 
 
 def stop_all(s: SessionState, event: StopAllTransactions) -> list[Effect]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from actors.sessions.connector import Connector
+from actors.sessions.connector import Connector, Fault, blocking
 from messages.events import MeterReading
 from messages.requests import RemoteStopTransaction, UnlockConnector
 
@@ -39,7 +39,7 @@ class SessionState:
     fixed_cable: bool = False
     backup_power: bool = False
     station_operative: bool = True  # connector 0's ChangeAvailability
-    station_error: str = "NoError"  # connector 0's fault
+    station_faults: dict[str, Fault] = field(default_factory=dict)  # connector 0's, by source (see connector)
     availability: dict[int, bool] = field(default_factory=dict)  # as persisted, per connector (0 = station)
     last_local_id: int = 0  # the book's highest; the next transaction takes the one after
     readings: dict[int, MeterReading] = field(default_factory=dict)  # the latest, per connector
@@ -55,6 +55,11 @@ class SessionState:
         if c is None:
             raise Unexpected(connector_id)
         return c
+
+    @property
+    def station_blocked(self) -> bool:
+        """Connector 0 has a blocking fault: every connector is held."""
+        return blocking(self.station_faults)
 
     def energy_wh(self, connector_id: int, otherwise: int) -> int:
         reading = self.readings.get(connector_id)

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Iterable
 
 from actors.metering.meterdata import transaction_data
-from actors.sessions.connector import Connector, Session
+from actors.sessions.connector import Connector, Session, set_fault
 from actors.sessions.effects import CancelTimer, Effect, Publish, RecordMeter, RecordStart, RecordStop
 from actors.sessions.state import PendingStart, SessionState
 from messages.events import (CableDetached, ConnectorFaultChanged, EvDrawChanged, MeterSampled, PlugConnected,
@@ -53,7 +53,7 @@ def plug_connected(s: SessionState, event: PlugConnected) -> list[Effect]:
     c.plugged = True
     if not s.fixed_cable:
         c.cable_in_socket = True
-    if c.authorized_tag is not None and c.session is None and c.operative and not c.faulted:
+    if c.authorized_tag is not None and c.session is None and c.usable:
         return begin(s, c, c.authorized_tag, c.authorized_parent)
     return []
 
@@ -70,6 +70,7 @@ def plug_disconnected(s: SessionState, event: PlugDisconnected) -> list[Effect]:
 def cable_detached(s: SessionState, event: CableDetached) -> list[Effect]:
     c = s.connector(event.connector)
     c.cable_in_socket = c.finishing = False
+    c.faults.pop("lock", None)  # a failed lock is over once its cable is out (OCTT TC_024)
     return []
 
 
@@ -79,16 +80,45 @@ def ev_draw_changed(s: SessionState, event: EvDrawChanged) -> list[Effect]:
 
 
 def fault_changed(s: SessionState, event: ConnectorFaultChanged) -> list[Effect]:
+    """One source's fault appears, changes or clears (NoError): only that source's (see `connector`)."""
     if event.connector == 0:
-        s.station_error = event.error_code
-        return []
+        return _station_fault_changed(s, event)
     c = s.connector(event.connector)
-    was = c.faulted
-    c.error_code, c.error_info = event.error_code, event.info
-    if c.session is not None and c.faulted != was:
-        # No energy through a faulted connector; it resumes when the fault clears.
-        return [Publish(SetContactor(c.id, not c.faulted and not c.session.suspended_evse))]
-    return []
+    energy_was = c.energy_on
+    set_fault(c.faults, event.source, event.error_code, event.info, event.vendor_error_code)
+    return contactor_follows(c, energy_was)
+
+
+def _station_fault_changed(s: SessionState, event: ConnectorFaultChanged) -> list[Effect]:
+    """A blocking fault of the station as a whole opens every contactor; running sessions are
+    suspended (SuspendedEVSE: §4.9 D5/C5, the EVSE does not allow charging) and no new one starts
+    (Unavailable) until it clears; then the sessions get energy again."""
+    energy_was = {c.id: c.energy_on for c in s.connectors.values()}
+    held_before = s.station_blocked
+    set_fault(s.station_faults, event.source, event.error_code, event.info, event.vendor_error_code)
+    held = s.station_blocked
+    out: list[Effect] = []
+    for c in s.connectors.values():
+        c.station_blocked = held
+        if held and not held_before:
+            out.append(Publish(SetContactor(c.id, False)))
+            out += drop_authorization(c)
+        else:
+            out += contactor_follows(c, energy_was[c.id])
+    return out
+
+
+def contactor_follows(c: Connector, energy_was: bool) -> list[Effect]:
+    """Tell the contactor when what it should be (`Connector.energy_on`) has changed."""
+    return [Publish(SetContactor(c.id, c.energy_on))] if c.energy_on != energy_was else []
+
+
+def drop_authorization(c: Connector) -> list[Effect]:
+    """An identification waiting for the cable is void (the connector can no longer take it)."""
+    if c.authorized_tag is None:
+        return []
+    c.authorized_tag = c.authorized_parent = None
+    return [CancelTimer(ConnectionTimeoutDue(c.id))]
 
 
 def meter_sampled(s: SessionState, event: MeterSampled) -> list[Effect]:
@@ -134,11 +164,15 @@ def lock_result(s: SessionState, c: Connector, ok: bool, request_id: str) -> lis
     if pending is None or not c.starting:
         return []
     c.starting = False
-    if not c.plugged or not c.operative:
-        # The cable left, or the connector was made Unavailable, while the lock moved: no session.
+    if ok:
+        c.faults.pop("lock", None)  # the lock works again
+    if not c.plugged or not c.operative or c.station_blocked:
+        # The cable left, or the connector was made Unavailable or the station faulted, while the lock
+        # moved: no session.
         return [Publish(SetConnectorLock(c.id, False))] if ok and not s.fixed_cable else []
     if not ok:
-        c.error_code, c.error_info = "ConnectorLockFailure", "connector lock failed"
+        # OCTT TC_024: Faulted (ConnectorLockFailure) until the cable is out or a lock succeeds.
+        set_fault(c.faults, "lock", "ConnectorLockFailure", "connector lock failed")
         return []
     meter_start = s.energy_wh(c.id, 0)
     now = s.now()
@@ -148,7 +182,7 @@ def lock_result(s: SessionState, c: Connector, ok: bool, request_id: str) -> lis
     log.info("transaction %s started on connector %s for %s at %s Wh", local_id, c.id, pending.id_tag, meter_start)
     return [RecordStart(local_id, c.id, pending.id_tag, meter_start, now),
             Publish(TransactionMessagesQueued()),
-            Publish(SetContactor(c.id, not c.faulted)),
+            Publish(SetContactor(c.id, c.energy_on)),
             Publish(TransactionBegan(c.id, local_id, meter_start))]
 
 
@@ -207,5 +241,6 @@ def _limit_invalid(s: SessionState, c: Connector) -> list[Effect]:
     used = s.energy_wh(c.id, session.meter_start_wh) - session.meter_start_wh
     if session.suspended_evse or used < s.config["MaxEnergyOnInvalidId"]:
         return []
+    energy_was = c.energy_on
     session.suspended_evse = True
-    return [Publish(SetContactor(c.id, False))]
+    return contactor_follows(c, energy_was)

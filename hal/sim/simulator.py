@@ -236,7 +236,10 @@ class Simulator:
         if c.requesting != was_requesting:
             self._emit(EvDrawChanged(c.connector, c.requesting))
         if c.error_code != was_error:
-            self._emit(ConnectorFaultChanged(c.connector, c.error_code))
+            # Connector 0 is the station as a whole: its fault is the station's own, which the EVSE
+            # controller's all-clear (the evse source) must not clear.
+            self._emit(ConnectorFaultChanged(c.connector, c.error_code, source="station" if c.connector == 0
+                                             else "evse"))
         if was_in_socket and not c.cable_in_socket:
             self._emit(CableDetached(c.connector))
 

@@ -223,7 +223,7 @@ def test_corrupted_replies_every_time_fail_after_the_retries(emu, make):
     emu.corrupt_next_reply(3)
     with pytest.raises(HalError) as err:
         driver.set_contactor(1, True)
-    assert err.value.error_code == "EVCommunicationError"
+    assert err.value.error_code == "InternalError"
     assert driver.counters["bad_checksum"] == 3
     driver.set_contactor(1, True)  # the line is fine again
 
@@ -271,7 +271,7 @@ def test_no_reply_raises_within_the_retries(emu, make):
     with pytest.raises(HalError) as err:
         driver.set_contactor(1, True)
     took = time.monotonic() - started
-    assert err.value.error_code == "EVCommunicationError" and "no reply" in str(err.value)
+    assert err.value.error_code == "InternalError" and "no reply" in str(err.value)
     assert 3 * TIMEOUT * 0.9 <= took < 3 * TIMEOUT + 0.5
     emu.mute(False)
     driver.set_contactor(1, True)
@@ -283,7 +283,7 @@ def test_stall_longer_than_the_timeout_then_recovery(emu, make):
     emu.stall(1.0)
     with pytest.raises(HalError) as err:
         driver.connector_states()
-    assert err.value.error_code == "EVCommunicationError"
+    assert err.value.error_code == "InternalError"
     assert emu.wait_for(emu.stall_over, timeout=5)
     before = len(emu.commands)
     driver.set_contactor(1, True)  # late answers to the stalled GS are dropped by their ids
@@ -310,7 +310,7 @@ def test_silent_evse_is_reported_and_recovers_with_its_limit_restored(emu, make)
     driver, events = make(heartbeat_s=1, safe_current_a=6, retries=1)
     driver.set_current_limit(1, 24)
     emu.mute(True)  # a hung controller: pulses go unanswered, its supervision falls back
-    expect(events, ConnectorFaultChanged(1, "EVCommunicationError", "EVSE controller not answering"))
+    expect(events, ConnectorFaultChanged(1, "InternalError", "EVSE controller not answering"))
     assert emu.fell_back.wait(timeout=5) and emu.current_a == 6
     before = len(emu.commands)
     emu.mute(False)
@@ -338,12 +338,12 @@ def test_evse_reboot_is_resynchronised(emu, make):
 def test_port_vanishing_then_reappearing(emu, make):
     driver, events = make()
     emu.vanish()
-    expect(events, ConnectorFaultChanged(1, "EVCommunicationError", "EVSE serial port gone"))
+    expect(events, ConnectorFaultChanged(1, "InternalError", "EVSE serial port gone"))
     started = time.monotonic()
     with pytest.raises(HalError) as err:
         driver.set_contactor(1, True)  # fails at once, and is remembered
     assert time.monotonic() - started < TIMEOUT
-    assert err.value.error_code == "EVCommunicationError"
+    assert err.value.error_code == "InternalError"
     with pytest.raises(HalError):
         driver.connector_states()
     emu.plug()  # the car arrives while the adapter is away
@@ -363,7 +363,7 @@ def test_port_vanishing_during_a_command_fails_it_at_once(emu, make):
     with pytest.raises(HalError):
         driver.set_contactor(1, True)
     assert time.monotonic() - started < 1.5
-    expect(events, ConnectorFaultChanged(1, "EVCommunicationError", "EVSE serial port gone"))
+    expect(events, ConnectorFaultChanged(1, "InternalError", "EVSE serial port gone"))
 
 
 # --- opening -------------------------------------------------------------------------------------------
@@ -372,14 +372,14 @@ def test_port_vanishing_during_a_command_fails_it_at_once(emu, make):
 def test_open_errors(emu, tmp_path):
     with pytest.raises(HalError) as err:
         OpenEvse(str(tmp_path / "nothing"), timeout_s=TIMEOUT).open(lambda e: None)
-    assert err.value.error_code == "EVCommunicationError"
+    assert err.value.error_code == "InternalError"
     with pytest.raises(HalError) as err:
         OpenEvse(emu.port, timeout_s=TIMEOUT, rs485=True).open(lambda e: None)
     assert "RS-485" in str(err.value)
     emu.mute(True)
     with pytest.raises(HalError) as err:
         OpenEvse(emu.port, timeout_s=TIMEOUT, retries=0).open(lambda e: None)
-    assert err.value.error_code == "EVCommunicationError"
+    assert err.value.error_code == "InternalError"
 
 
 def test_exclusive_open(emu, make):

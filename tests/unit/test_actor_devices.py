@@ -22,6 +22,7 @@ from messages.events import (CardPresented, ConfigurationChanged, ConnectorFault
                              MeterSampled, PlugConnected, PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus,
                              SocketOpened, TransactionBegan, TransactionEnded, TransactionMessagesQueued)
 from messages.frozen import FrozenDict
+from messages.ticks import DeviceOpenDue
 from tests.unit.fakes import NAN, FakeConnection, FakeEvse, FakeMeter, FakeReader, Probe, sync, wire, wire_all, wire_refs
 
 pytestmark = pytest.mark.timeout(20)
@@ -64,12 +65,39 @@ def test_the_connector_states_at_start_up_are_reported():
     rig.transactions.expect_none(PlugConnected(2))
 
 
-def test_an_evse_that_cannot_be_opened_faults_the_station():
+def test_an_evse_that_cannot_be_opened_faults_the_station_with_internal_error():
+    # OCPP 1.6 §4.9: EVCommunicationError is the link to the EV (a warning), not to our own controller.
     driver = FakeEvse()
     driver.fail("open", HalError("no answer on /dev/ttyS1", "EVCommunicationError"))
     rig = EvseRig(driver)
     fault = rig.transactions.expect(ConnectorFaultChanged)
-    assert (fault.connector, fault.error_code) == (0, "EVCommunicationError")
+    assert (fault.connector, fault.error_code, fault.source) == (0, "InternalError", "evse")
+
+
+def test_connectors_whose_calls_failed_while_the_controller_was_away_are_cleared_once_it_opens():
+    driver = FakeEvse(states=(ConnectorHardwareState(1, plugged=False),))
+    driver.fail("open", HalError("no such port", "InternalError"))
+    driver.fail("show_status", HalError("not open", "EVCommunicationError"))
+    rig = EvseRig(driver)
+    assert rig.transactions.expect(ConnectorFaultChanged).connector == 0
+    rig.evse.tell(ShowStatus(1, "Unavailable", None))
+    assert rig.transactions.expect(ConnectorFaultChanged) == ConnectorFaultChanged(1, "InternalError", "not open")
+    driver.recover("open")
+    driver.recover("show_status")
+    rig.evse.tell(DeviceOpenDue())  # the retry's tick
+    sync(rig.evse)
+    assert rig.transactions.messages(ConnectorFaultChanged)[-2:] == [ConnectorFaultChanged(0, "NoError"),
+                                                                     ConnectorFaultChanged(1, "NoError")]
+
+
+def test_a_failed_call_for_the_station_clears_when_the_controller_answers_any_call():
+    rig = EvseRig()
+    rig.driver.fail("show_status", HalError("no reply", "EVCommunicationError"))
+    rig.evse.tell(ShowStatus(0, "Available", None))
+    assert rig.transactions.expect(ConnectorFaultChanged) == ConnectorFaultChanged(0, "InternalError", "no reply")
+    rig.driver.recover("show_status")
+    rig.evse.tell(SetContactor(1, False))
+    assert rig.transactions.expect(ConnectorFaultChanged) == ConnectorFaultChanged(0, "NoError")
 
 
 def test_commands_reach_the_driver():
@@ -113,7 +141,12 @@ def test_a_failing_lock_is_answered_not_ok_and_faults_the_connector():
     asker = Probe()
     rig.evse.tell(SetConnectorLock(1, True, asker.ref, "req-2"))
     assert asker.expect(ConnectorLockResult) == ConnectorLockResult(1, True, False, "req-2")
-    assert rig.transactions.expect(ConnectorFaultChanged).error_code == "ConnectorLockFailure"
+    fault = rig.transactions.expect(ConnectorFaultChanged)
+    assert (fault.error_code, fault.source) == ("ConnectorLockFailure", "lock")  # over when the cable is out
+    rig.driver.recover("set_lock")
+    rig.evse.tell(SetContactor(1, True))
+    sync(rig.evse)
+    rig.transactions.expect_none(ConnectorFaultChanged)  # no all-clear from the EVSE for the lock
 
 
 def test_the_evse_driver_is_closed_when_the_actor_stops():

@@ -27,7 +27,8 @@ from messages.events import (AuthorizeTag, CableDetached, CardPresented, Configu
                              StopAllTransactions, TagAuthorized, TransactionBegan, TransactionDataSampled,
                              TransactionEnded, TransactionIdAssigned, TransactionMessagesQueued)
 from messages.frozen import freeze
-from messages.requests import ChangeAvailability
+from actors.sessions.state import PendingStart
+from messages.requests import ChangeAvailability, RemoteStartTransaction
 from messages.ticks import ConnectionTimeoutDue
 
 pytestmark = pytest.mark.timeout(10)
@@ -460,10 +461,113 @@ def test_a_second_fault_code_does_not_move_the_contactor_again():
     assert kinds(core(ConnectorFaultChanged(1, "HighTemperature"))) == ["ConnectorStatusChanged", "ShowStatus"]
 
 
-def test_a_station_fault_is_connector_zeros():
+def test_a_station_fault_is_connector_zeros_and_holds_every_connector():
+    core = Core(connectors=2)
+    assert statuses(core(ConnectorFaultChanged(0, "InternalError", source="evse"))) == \
+        [(1, "Unavailable"), (2, "Unavailable"), (0, "Faulted")]
+    assert statuses(core(ConnectorFaultChanged(0, "NoError", source="evse"))) == \
+        [(1, "Available"), (2, "Available"), (0, "Available")]
+
+
+# --- faults: one per source (actors/sessions/connector.py) -------------------------------------------
+
+
+def fault(connector, code, source="evse", info="", vendor=""):
+    return ConnectorFaultChanged(connector, code, info, vendor, source)
+
+
+def test_another_sources_no_error_does_not_clear_a_fault_nor_close_the_contactor():
     core = Core()
-    assert statuses(core(ConnectorFaultChanged(0, "OtherError"))) == [(0, "Faulted")]
-    assert statuses(core(ConnectorFaultChanged(0, "NoError"))) == [(0, "Available")]
+    core.start()
+    core(EvDrawChanged(1, True))
+    assert sent(core(fault(1, "GroundFailure")), SetContactor) == [SetContactor(1, False)]
+    effects = core(fault(1, "NoError", source="meter"))
+    assert effects == [] and core.connector().status() == "Faulted"
+    effects = core(fault(1, "NoError"))
+    assert sent(effects, SetContactor) == [SetContactor(1, True)] and statuses(effects) == [(1, "Charging")]
+
+
+def test_each_source_clears_its_own_fault_and_the_oldest_still_active_is_shown():
+    core = Core()
+    assert core(fault(1, "PowerMeterFailure", "meter", "no reply"))[0] == \
+        status_changed(1, "Faulted", "PowerMeterFailure", "no reply")
+    assert statuses(core(fault(1, "GroundFailure", "evse", "leak", "06"))) == []  # still Faulted, still the meter
+    effects = core(fault(1, "NoError", "meter"))
+    assert effects[0] == Publish(ConnectorStatusChanged(1, "Faulted", "GroundFailure", "leak", "06", START))
+    assert statuses(core(fault(1, "NoError", "evse"))) == [(1, "Available")]
+
+
+def test_a_failed_lock_clears_when_the_cable_is_out_and_the_connector_takes_a_new_session():
+    core = Core()
+    core.plug()
+    core.lock(core.answer(core.card()), ok=False)
+    assert core(fault(1, "NoError")) == []  # the EVSE's all-clear is not the lock's
+    core.unplug()
+    assert core.connector().status() == "Faulted"  # the cable is still in the socket
+    assert statuses(core(CableDetached(1))) == [(1, "Available")]
+    assert core.start() == 1  # plug, card, lock: no restart needed
+
+
+def test_a_lock_that_succeeds_clears_an_earlier_lock_failure():
+    core = Core(connectors=2)
+    core.plug(1)
+    core.lock(core.answer(core.card()), ok=False)
+    core.connector(1).starting = True  # a start the failure did not stop (e.g. asked before it)
+    core.state.pending_starts["again"] = PendingStart(1, "TAG1", None)
+    assert statuses(core(ConnectorLockResult(1, True, True, "again"))) == [(1, "SuspendedEV")]
+
+
+def test_a_station_fault_opens_every_contactor_suspends_sessions_and_rejects_remote_starts():
+    core = Core(connectors=2)
+    core.start()
+    core(EvDrawChanged(1, True))
+    effects = core(fault(0, "InternalError", info="EVSE controller missing"))
+    assert sent(effects, SetContactor) == [SetContactor(1, False), SetContactor(2, False)]
+    assert statuses(effects) == [(1, "SuspendedEVSE"), (2, "Unavailable"), (0, "Faulted")]
+    assert effects[-2] == Publish(ConnectorStatusChanged(0, "Faulted", "InternalError", "EVSE controller missing",
+                                                         "", START))
+    for connector_id in (2, None):
+        assert replies(core(RemoteStartTransaction(unique_id="r", reply_to=None, id_tag="R",
+                                                   connector_id=connector_id))) == ["Rejected"]
+    core.plug(2)
+    assert core.card("TAG2") == []  # no connector to give it to
+    effects = core(fault(0, "NoError"))
+    assert sent(effects, SetContactor) == [SetContactor(1, True)]
+    assert statuses(effects) == [(1, "Charging"), (2, "Preparing"), (0, "Available")]
+
+
+def test_a_station_fault_drops_an_identification_waiting_for_the_cable():
+    core = Core()
+    core.answer(core.card())
+    assert CancelTimer(ConnectionTimeoutDue(1)) in core(fault(0, "OtherError", source="station"))
+    core(fault(0, "NoError", source="station"))
+    assert sent(core.plug(), SetConnectorLock) == []
+
+
+def test_a_reader_failure_is_a_warning_that_stops_no_remote_start():
+    core = Core()
+    effects = core(fault(0, "ReaderFailure", "rfid", "no reader"))
+    assert effects == [Publish(ConnectorStatusChanged(0, "Available", "ReaderFailure", "no reader", "", START)),
+                       Publish(ShowStatus(0, "Available", None))]
+    request = RemoteStartTransaction(unique_id="r", reply_to=None, id_tag="R", connector_id=1)
+    assert replies(core(request)) == ["Accepted"]
+
+
+def test_a_lost_link_to_the_ev_suspends_the_session_until_it_is_back():
+    core = Core()
+    core.start()
+    core(EvDrawChanged(1, True))
+    effects = core(fault(1, "EVCommunicationError", info="diode check failed"))
+    assert effects[:2] == [Publish(SetContactor(1, False)),
+                           status_changed(1, "SuspendedEVSE", "EVCommunicationError", "diode check failed")]
+    effects = core(fault(1, "NoError"))
+    assert sent(effects, SetContactor) == [SetContactor(1, True)] and statuses(effects) == [(1, "Charging")]
+
+
+def test_ev_communication_error_without_an_ev_is_not_reported():
+    core = Core()
+    assert core(fault(1, "EVCommunicationError")) == []  # §4.9: never with Available
+    assert core.plug()[0] == status_changed(1, "Preparing", "EVCommunicationError")
 
 
 # --- StartTransaction answered ------------------------------------------------------------------------
@@ -527,10 +631,10 @@ def test_max_energy_on_invalid_id_already_used_up_suspends_at_once():
 def test_a_suspended_invalid_session_stays_suspended_when_a_fault_clears():
     core = Core(StopTransactionOnInvalidId=False)
     local_id = core.start()
-    core.assign(local_id, 42, status="Invalid")
-    assert sent(core(ConnectorFaultChanged(1, "GroundFailure")), SetContactor) == [SetContactor(1, False)]
+    core.assign(local_id, 42, status="Invalid")  # the contactor opens
+    assert sent(core(ConnectorFaultChanged(1, "GroundFailure")), SetContactor) == []  # it is open already
     effects = core(ConnectorFaultChanged(1, "NoError"))
-    assert sent(effects, SetContactor) == [SetContactor(1, False)] and statuses(effects) == [(1, "SuspendedEVSE")]
+    assert sent(effects, SetContactor) == [] and statuses(effects) == [(1, "SuspendedEVSE")]  # and stays open
 
 
 def test_the_parent_id_tag_of_start_transaction_conf_lets_the_group_stop_the_session():

@@ -352,7 +352,7 @@ def test_fault_emits_connector_fault_changed(control, evse, events):
     control.ok("fault", connector=1, error_code="NoError")
     assert events.next() == ConnectorFaultChanged(1, "NoError")
     assert control.ok("fault", connector=0, error_code="HighTemperature")["station"]["error_code"] == "HighTemperature"
-    assert events.next() == ConnectorFaultChanged(0, "HighTemperature")
+    assert events.next() == ConnectorFaultChanged(0, "HighTemperature", source="station")
     assert control.ok("state")["station"]["error_code"] == "HighTemperature"
 
 

@@ -1,0 +1,64 @@
+"""Faults and restarts end to end: the station process on simulated hardware against the loopback CSMS.
+
+Faults (OCPP 1.6 §4.9, §7.6): one active fault per source, a failed lock that clears with its cable,
+the station as a whole faulted. Restarts: what a connector shows after a crash is what it does.
+The rules themselves are tested without threads in tests/unit/test_session_core*.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ocpp.v16 import call
+
+from tests.integration.conftest import session_started
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def status(connector: int, *statuses: str):
+    return lambda p: p["connectorId"] == connector and p["status"] in statuses
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+def test_a_failed_lock_clears_when_the_cable_is_out_and_the_connector_is_usable_again(csms, make_station):
+    """OCTT TC_024, then the cable out and in again: a new session starts, no restart needed."""
+    station = make_station(station={"fixed_cable": False})
+    csms.wait_for("StatusNotification", status(0, "Available"))
+    station.sim(cmd="lock_fails", connector=1, value=True)
+    station.sim(cmd="plug", connector=1)
+    csms.wait_for("StatusNotification", status(1, "Preparing"))
+    mark = csms.mark()
+    assert csms.call(call.RemoteStartTransaction(id_tag="R1", connector_id=1)).status == "Accepted"
+    faulted = csms.wait_for("StatusNotification", status(1, "Faulted"), after=mark)
+    assert faulted.payload["errorCode"] == "ConnectorLockFailure"
+    station.sim(cmd="lock_fails", connector=1, value=False)
+    mark = csms.mark()
+    station.sim(cmd="unplug", connector=1)
+    available = csms.wait_for("StatusNotification", status(1, "Available"), after=mark)
+    assert available.payload["errorCode"] == "NoError"
+    session_started(csms, station, "TAG2")
+    assert station.state()["contactor"] is True and station.state()["locked"] is True
+
+
+def test_a_station_fault_suspends_the_session_and_rejects_remote_starts_until_it_clears(csms, make_station):
+    station = make_station(station={"connectors": 2})
+    csms.wait_for("StatusNotification", status(0, "Available"))
+    session_started(csms, station, connector=1)
+    mark = csms.mark()
+    station.sim(cmd="fault", connector=0, error_code="OtherError")
+    zero = csms.wait_for("StatusNotification", status(0, "Faulted"), after=mark)
+    assert zero.payload["errorCode"] == "OtherError"
+    csms.wait_for("StatusNotification", status(1, "SuspendedEVSE"), after=mark)
+    csms.wait_for("StatusNotification", status(2, "Unavailable"), after=mark)
+    csms.wait_until(lambda: station.state(1)["contactor"] is False, what="the contactor open")
+    assert csms.call(call.RemoteStartTransaction(id_tag="R2", connector_id=2)).status == "Rejected"
+    assert csms.call(call.RemoteStartTransaction(id_tag="R2")).status == "Rejected"
+    assert "StopTransaction" not in [r.action for r in csms.received[mark:]]  # suspended, not stopped
+    mark = csms.mark()
+    station.sim(cmd="fault", connector=0, error_code="NoError")
+    csms.wait_for("StatusNotification", status(1, "Charging"), after=mark)
+    csms.wait_for("StatusNotification", status(2, "Available"), after=mark)
+    csms.wait_until(lambda: station.state(1)["contactor"] is True, what="the contactor closed again")
+    assert csms.call(call.RemoteStartTransaction(id_tag="R2", connector_id=2)).status == "Accepted"
