@@ -4,12 +4,15 @@ A plain class owned by the TransactionManager (one SQLite connection, its thread
 to carry out the session core's Record* effects. Each change is one SQLite transaction that writes
 the record and queues its OCPP message together, so a crash can never leave a transaction without
 its StartTransaction or StopTransaction. Local transaction ids are given by the core, counting on
-from `last_local_id()`; they are never reused (the table is AUTOINCREMENT). Tables `connectors` and
-`transactions` (created by `actors/sessions/migrations.py`) are written only through this book.
+from `last_local_id()`; they are never reused (the table is AUTOINCREMENT). Tables `connectors`,
+`transactions` and `transaction_data` (created by `actors/sessions/migrations.py`) are written only
+through this book; it reads the queue's `tx_queue` (the MeterValues still owed for a transaction) when
+it finds a transaction a crash interrupted.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from dataclasses import dataclass
@@ -31,6 +34,8 @@ class Interrupted:
     started_at: datetime
     last_meter_wh: int
     last_meter_at: datetime
+    transaction_data: tuple = ()  # the StopTxn*Data values collected before the crash, oldest first
+    meter_values: tuple = ()  # the MeterValue objects of its MeterValues still in the queue
 
 
 class TransactionBook:
@@ -57,9 +62,14 @@ class TransactionBook:
         out = []
         for r in store.rows(self._db, "SELECT * FROM transactions WHERE stopped_at IS NULL ORDER BY local_id"):
             last_wh = r["last_meter_wh"] if r["last_meter_wh"] is not None else r["meter_start_wh"]
+            data = tuple(json.loads(v) for (v,) in self._db.execute(
+                "SELECT meter_value FROM transaction_data WHERE local_id=? ORDER BY seq", (r["local_id"],)))
+            queued = tuple(mv for (payload,) in self._db.execute(
+                "SELECT payload FROM tx_queue WHERE local_id=? AND action='MeterValues' ORDER BY seq",
+                (r["local_id"],)) for mv in json.loads(payload).get("meterValue", ()))
             out.append(Interrupted(r["local_id"], r["connector"], r["id_tag"], r["meter_start_wh"],
                                    parse_time(r["started_at"]), last_wh,
-                                   parse_time(r["last_meter_at"] or r["started_at"])))
+                                   parse_time(r["last_meter_at"] or r["started_at"]), data, queued))
         return out
 
     def last_local_id(self) -> int:
@@ -84,9 +94,20 @@ class TransactionBook:
         self._db.execute("UPDATE transactions SET last_meter_wh=?, last_meter_at=? WHERE local_id=?",
                          (energy_wh, format_time(at), local_id))
 
+    def add_transaction_data(self, local_id: int, meter_value: dict, keep: int) -> None:
+        """Keep one StopTxn*Data value of a running transaction; past `keep` of them, every other one goes
+        (the first and the newest stay), as the session core does with its copy. One commit."""
+        with store.Transaction(self._db):
+            self._db.execute("INSERT INTO transaction_data(local_id, meter_value) VALUES(?, ?)",
+                             (local_id, json.dumps(meter_value, separators=(",", ":"))))
+            seqs = [s for (s,) in self._db.execute(
+                "SELECT seq FROM transaction_data WHERE local_id=? ORDER BY seq", (local_id,))]
+            if len(seqs) > keep:
+                self._db.executemany("DELETE FROM transaction_data WHERE seq=?", [(s,) for s in seqs[1::2]])
+
     def stop(self, local_id: int, id_tag: str | None, meter_stop_wh: int, at: datetime, reason: str,
              transaction_data: list | None) -> None:
-        """Close the record and queue its StopTransaction (OCPP 1.6 §4.10)."""
+        """Close the record and queue its StopTransaction (OCPP 1.6 §4.10); the values kept for it go."""
         payload: dict = {"meterStop": meter_stop_wh, "timestamp": format_time(at), "reason": reason}
         if id_tag:
             payload["idTag"] = id_tag
@@ -95,4 +116,5 @@ class TransactionBook:
         with store.Transaction(self._db):
             self._db.execute("UPDATE transactions SET stopped_at=?, stop_reason=?, meter_stop_wh=?, stop_id_tag=?"
                              " WHERE local_id=?", (payload["timestamp"], reason, meter_stop_wh, id_tag, local_id))
+            self._db.execute("DELETE FROM transaction_data WHERE local_id=?", (local_id,))
             enqueue(self._db, str(uuid.uuid4()), local_id, "StopTransaction", payload)

@@ -136,7 +136,12 @@ class Connector:
     def busy(self) -> bool:
         """Not free for a new session."""
         return (self.session is not None or self.starting or not self.usable
-                or self.finishing or self.authorized_tag is not None)
+                or self.cable_left_in or self.authorized_tag is not None)
+
+    @property
+    def cable_left_in(self) -> bool:
+        """A transaction (or an abandoned start) ended and its cable is still in: Finishing until it is out."""
+        return self.finishing and (self.plugged or self.cable_in_socket)
 
     def status(self) -> str:
         return next(status for status, holds in STATUS_RULES if holds(self))
@@ -168,7 +173,7 @@ STATUS_RULES: tuple[tuple[str, Callable[[Connector], bool]], ...] = (
     # A running session keeps its status while unavailability is Scheduled (§5.2).
     # Made Inoperative (ChangeAvailability), or held by a fault of the station as a whole.
     ("Unavailable", lambda c: not c.operative or c.station_blocked),
-    ("Finishing", lambda c: c.finishing and (c.plugged or c.cable_in_socket)),
+    ("Finishing", lambda c: c.cable_left_in),
     ("Preparing", lambda c: c.plugged or c.authorized_tag is not None or c.starting or bool(c.authorizing_tag)),
     ("Available", lambda c: True),
 )
@@ -196,11 +201,11 @@ TRANSITIONS: dict[str, tuple[str, str]] = {cell: (_ROWS[cell[0]], _STATUSES[cell
 
 BEYOND_THE_TABLE: dict[str, str] = {
     "B8": "ChangeAvailability(Inoperative) on a Preparing connector: no transaction to wait for, so Accepted "
-          "and Unavailable at once (§5.2); the §4.9 table has no B8",
+          "and Unavailable at once (§5.2); the §4.9 table has no B8. So does a fault of the station as a "
+          "whole (connector 0), which holds every connector",
     "H6": "ChangeAvailability(Operative) after a Scheduled change took effect at the end of a transaction "
-          "whose cable is still in: Finishing again until it is removed",
-    "A6": "a cable found in after a power loss: connectors are published Available at start-up, before the "
-          "EVSE reports the plug (issue 10)",
+          "whose cable is still in, or a fault of the station as a whole cleared while one is: Finishing "
+          "again until it is removed",
 }
 """Transitions this station makes that the §4.9 table lacks, each with why (same cell names)."""
 

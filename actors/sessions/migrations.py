@@ -1,4 +1,5 @@
-"""The sessions feature's tables: `connectors` (availability) and `transactions` (the record of each).
+"""The sessions feature's tables: `connectors` (availability), `transactions` (the record of each) and
+`transaction_data` (the StopTxn*Data values a running transaction has collected for its StopTransaction).
 
 Migrations run inside the one SQLite transaction that `actors.infra.store.open_database` opens.
 """
@@ -69,4 +70,13 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     """,
     # 2
     _drop_transaction_id,
+    # 3
+    """
+    CREATE TABLE transaction_data (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        local_id INTEGER NOT NULL,            -- transactions.local_id, still running
+        meter_value TEXT NOT NULL             -- one MeterValue (JSON) for StopTransaction.transactionData
+    );
+    CREATE INDEX transaction_data_of ON transaction_data(local_id, seq);
+    """,
 )

@@ -9,11 +9,14 @@ first (safety before bookkeeping), then the StopTransaction is recorded.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING, Iterable
 
-from actors.metering.meterdata import transaction_data
+from actors.infra.clock import parse_time
+from actors.metering.meterdata import ENERGY, transaction_data
 from actors.sessions.connector import Connector, Session, set_fault
-from actors.sessions.effects import CancelTimer, Effect, Publish, RecordMeter, RecordStart, RecordStop
+from actors.sessions.effects import (CancelTimer, Effect, Publish, RecordMeter, RecordStart, RecordStop,
+                                     RecordTransactionData)
 from actors.sessions.state import PendingStart, SessionState
 from messages.events import (CableDetached, ConnectorFaultChanged, EvDrawChanged, MeterSampled, PlugConnected,
                              PlugDisconnected, SetConnectorLock, SetContactor, TransactionBegan, TransactionDataSampled,
@@ -32,17 +35,44 @@ MAX_TRANSACTION_DATA = 100  # MeterValues kept for one StopTransaction
 def recover(s: SessionState, interrupted: Iterable[Interrupted]) -> list[Effect]:
     """Stop what a crash or power cut interrupted (OCPP 1.6 §4.10: reason PowerLoss).
 
-    meterStop is the last reading persisted for the transaction, stamped with its time; the
-    StopTransaction is queued behind the interrupted transaction's other messages."""
+    meterStop is the last reading persisted for the transaction, stamped with its time, but never
+    before nor below a value already reported or queued for it (its MeterValues still in the queue,
+    its StopTxn*Data values): the sampler stamps a value at its sampling instant, which may be after
+    the reading was taken. The StopTransaction carries the StopTxn*Data values collected before the
+    crash, and is queued behind the interrupted transaction's other messages."""
     out: list[Effect] = []
     for tx in interrupted:
         log.warning("transaction %s on connector %s interrupted: stopping it (PowerLoss)", tx.local_id, tx.connector)
-        data = transaction_data(s.config, tx.meter_start_wh, tx.started_at, [], None, tx.last_meter_wh,
-                                tx.last_meter_at)
-        out.append(RecordStop(tx.local_id, tx.id_tag, tx.last_meter_wh, tx.last_meter_at, "PowerLoss", tuple(data)))
-        if tx.connector in s.connectors:
-            s.connectors[tx.connector].finishing = True
+        stop_wh, stop_at = tx.last_meter_wh, tx.last_meter_at
+        for at, energy_wh in _energy_values((*tx.transaction_data, *tx.meter_values)):
+            stop_at = max(stop_at, at)
+            if energy_wh is not None:
+                stop_wh = max(stop_wh, energy_wh)
+        data = transaction_data(s.config, tx.meter_start_wh, tx.started_at, list(tx.transaction_data), None,
+                                stop_wh, stop_at)
+        out.append(RecordStop(tx.local_id, tx.id_tag, stop_wh, stop_at, "PowerLoss", tuple(data)))
+        # Its connector is not marked Finishing: whether its cable is still in is for the EVSE to say, and a
+        # plug it reports after start-up may as well be a new driver's. Either way the connector shows
+        # Preparing and takes a new session (errata 3.20: Finishing after ConnectionTimeOut without one).
     return out + [Publish(TransactionMessagesQueued())]
+
+
+def _energy_values(meter_values: Iterable[dict]) -> Iterable[tuple[datetime, int | None]]:
+    """(timestamp, Energy.Active.Import.Register in Wh or None) of each MeterValue object."""
+    for mv in meter_values:
+        try:
+            at = parse_time(mv["timestamp"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        energy = None
+        for v in mv.get("sampledValue", ()):
+            if v.get("measurand", ENERGY) == ENERGY and v.get("unit", "Wh") in ("Wh", "kWh"):
+                try:
+                    wh = float(v["value"]) * (1000 if v.get("unit") == "kWh" else 1)
+                except (KeyError, TypeError, ValueError):
+                    continue
+                energy = max(energy or 0, int(round(wh)))
+        yield at, energy
 
 
 # --- the hardware ---------------------------------------------------------------------------------
@@ -135,12 +165,15 @@ def meter_sampled(s: SessionState, event: MeterSampled) -> list[Effect]:
 
 def transaction_data_sampled(s: SessionState, event: TransactionDataSampled) -> list[Effect]:
     session = s.connector(event.connector).session
-    if session is not None and session.local_id == event.local_id:
-        data = session.transaction_data
-        data.append(thaw(event.meter_value))
-        if len(data) > MAX_TRANSACTION_DATA:  # keep the span, halve the resolution
-            del data[1::2]
-    return []
+    if session is None or session.local_id != event.local_id:
+        return []
+    meter_value = thaw(event.meter_value)
+    data = session.transaction_data
+    data.append(meter_value)
+    if len(data) > MAX_TRANSACTION_DATA:  # keep the span, halve the resolution
+        del data[1::2]
+    # Persisted too, the book keeping the same ones: a crash must not lose them (StopTransaction PowerLoss).
+    return [RecordTransactionData(session.local_id, meter_value, MAX_TRANSACTION_DATA)]
 
 
 # --- starting and stopping ------------------------------------------------------------------------

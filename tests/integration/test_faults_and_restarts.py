@@ -62,3 +62,51 @@ def test_a_station_fault_suspends_the_session_and_rejects_remote_starts_until_it
     csms.wait_for("StatusNotification", status(2, "Available"), after=mark)
     csms.wait_until(lambda: station.state(1)["contactor"] is True, what="the contactor closed again")
     assert csms.call(call.RemoteStartTransaction(id_tag="R2", connector_id=2)).status == "Accepted"
+
+
+# --- restarts ----------------------------------------------------------------------------------
+
+
+def _crash_mid_session(csms, station, **wait):
+    session_started(csms, station)
+    csms.wait_count("MeterValues", 2, timeout=10)
+    station.kill()
+    csms.wait_disconnected()
+    mark = csms.mark()
+    station.start()
+    csms.wait_for("StopTransaction", after=mark, timeout=20)
+    return mark
+
+
+def test_after_a_crash_an_available_connector_takes_a_new_session(csms, make_station):
+    """The crash soak: after the PowerLoss recovery the connector said Available, yet a plug went to
+    Finishing and RemoteStartTransaction was Rejected. The simulated EV leaves with the process."""
+    station = make_station(configuration={"MeterValueSampleInterval": 1})
+    mark = _crash_mid_session(csms, station)
+    csms.wait_for("StatusNotification", status(1, "Available"), after=mark)
+    assert csms.call(call.RemoteStartTransaction(id_tag="R1", connector_id=1)).status == "Accepted"
+    station.sim(cmd="plug", connector=1)
+    csms.wait_for("StartTransaction", lambda p: p["idTag"] == "R1", after=mark)
+    csms.wait_for("StatusNotification", status(1, "Charging"), after=mark)
+
+
+def test_after_a_crash_a_cable_still_in_is_preparing_and_takes_a_card(csms, make_station):
+    station = make_station(configuration={"MeterValueSampleInterval": 1})
+    mark = _crash_mid_session(csms, station)
+    station.sim(cmd="plug", connector=1)  # the cable still in: the EVSE reports it
+    csms.wait_for("StatusNotification", status(1, "Preparing"), after=mark)
+    station.sim(cmd="swipe", id_tag="TAG2")
+    csms.wait_for("StartTransaction", lambda p: p["idTag"] == "TAG2", after=mark)
+
+
+def test_the_power_loss_stop_is_not_before_the_last_meter_values_and_carries_the_sampled_data(csms, make_station):
+    station = make_station(configuration={"MeterValueSampleInterval": 1,
+                                          "StopTxnSampledData": "Energy.Active.Import.Register"})
+    mark = _crash_mid_session(csms, station)
+    stop = csms.wait_for("StopTransaction", after=mark).payload
+    samples = [r.payload for r in csms.received if r.action == "MeterValues"]
+    last = max(s["meterValue"][0]["timestamp"] for s in samples)
+    assert stop["timestamp"] >= last, (stop, last)
+    contexts = [d["sampledValue"][0]["context"] for d in stop["transactionData"]]
+    assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
+    assert contexts.count("Sample.Periodic") >= 2, contexts  # collected before the crash

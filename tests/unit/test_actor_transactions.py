@@ -23,8 +23,9 @@ from actors.sessions.actor import TransactionManager
 from messages.events import (CableDetached, AuthorizeTag, CardPresented, ConnectorLockResult,
                              ConnectorStatusChanged, MainsPowerChanged, MeterReading, MeterSampled,
                              PlugConnected, PlugDisconnected, ReplyResult, SendCall, SetConnectorLock,
-                             SetContactor, ShowStatus, ShutDown, TagAuthorized, TransactionBegan, TransactionEnded,
-                             TransactionIdAssigned, TransactionMessagesQueued)
+                             SetContactor, ShowStatus, ShutDown, TagAuthorized, TransactionBegan,
+                             TransactionDataSampled, TransactionEnded, TransactionIdAssigned,
+                             TransactionMessagesQueued)
 from messages.frozen import freeze
 from tests.unit.fakes import Probe, csms_request, sync, wire
 
@@ -373,6 +374,29 @@ def test_a_transaction_cut_by_a_crash_stops_at_its_last_persisted_meter_reading(
         [(local_id, 1500, "PowerLoss")]
 
 
+def test_stop_txn_sampled_data_collected_before_a_crash_goes_with_the_power_loss_stop(tmp_path):
+    rig = Rig(tmp_path / "station.db", StopTxnSampledData="Energy.Active.Import.Register")
+    rig.clear()
+    rig.tm.tell(MeterSampled(MeterReading(1, 100)))
+    local_id = rig.start()
+    for i, wh in enumerate((120, 140)):
+        rig.tm.tell(TransactionDataSampled(1, local_id, freeze(
+            {"timestamp": f"2025-02-03T04:06:0{i}.000Z",
+             "sampledValue": [{"value": str(wh), "context": "Sample.Periodic", "format": "Raw",
+                               "measurand": "Energy.Active.Import.Register", "location": "Outlet", "unit": "Wh"}]})))
+    rig.settle()
+    rig.tm.stop()  # a crash: nothing more is written
+    again = Rig(tmp_path / "station.db", StopTxnSampledData="Energy.Active.Import.Register")
+    [stop] = again.queued("StopTransaction")
+    payload = stop["payload"]
+    assert (payload["reason"], payload["meterStop"], payload["timestamp"]) == ("PowerLoss", 140,
+                                                                              "2025-02-03T04:06:01.000Z")
+    assert [(d["timestamp"], d["sampledValue"][0]["value"]) for d in payload["transactionData"]] == [
+        ("2025-02-03T04:05:06.000Z", "100"), ("2025-02-03T04:06:00.000Z", "120"),
+        ("2025-02-03T04:06:01.000Z", "140"), ("2025-02-03T04:06:01.000Z", "140")]
+    assert again.query("SELECT * FROM transaction_data") == []
+
+
 def test_finished_transactions_are_not_stopped_again_at_start_up(tmp_path):
     rig = Rig(tmp_path / "station.db")
     rig.clear()
@@ -384,7 +408,7 @@ def test_finished_transactions_are_not_stopped_again_at_start_up(tmp_path):
     assert [r["payload"]["reason"] for r in again.queued("StopTransaction")] == ["Local"]
 
 
-def test_a_cable_left_in_after_a_power_loss_is_finishing(tmp_path):
+def test_a_cable_left_in_after_a_power_loss_is_preparing_and_takes_a_new_session(tmp_path):
     db_path = tmp_path / "station.db"
     conn = store.open_database(db_path)
     conn.execute("INSERT INTO transactions(connector, id_tag, started_at, meter_start_wh, last_meter_wh)"
@@ -394,7 +418,8 @@ def test_a_cable_left_in_after_a_power_loss_is_finishing(tmp_path):
     rig.clear()
     rig.plug()  # what the EVSE device reports from connector_states() at start-up
     rig.settle()
-    assert [m.status for m in rig.status.messages(ConnectorStatusChanged)] == ["Finishing"]
+    assert [m.status for m in rig.status.messages(ConnectorStatusChanged)] == ["Preparing"]
+    assert remote(rig, "RemoteStartTransaction", {"idTag": "R1", "connectorId": 1}) == "Accepted"
 
 
 # --- mains power ---------------------------------------------------------------------------------

@@ -18,8 +18,10 @@ from actors.sessions.book import Interrupted
 from actors.sessions.connector import ALLOWED, transition_name
 from actors.sessions.core import HANDLERS, SessionCore
 from actors.sessions.actor import TransactionManager
-from actors.sessions.effects import (CancelTimer, Publish, RecordMeter, RecordStart, RecordStop, Reply, StartTimer,
-                                     Tell)
+from actors.infra.clock import format_time
+from actors.metering.meterdata import ENERGY
+from actors.sessions.effects import (CancelTimer, Publish, RecordMeter, RecordStart, RecordStop, RecordTransactionData,
+                                     Reply, StartTimer, Tell)
 from actors.sessions.transactions import MAX_TRANSACTION_DATA
 from messages.events import (AuthorizeTag, CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
                              ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, MeterReading, MeterSampled,
@@ -175,8 +177,25 @@ def test_an_interrupted_transaction_is_stopped_at_start_up_with_reason_power_los
     assert core.started[:2] == [RecordStop(7, "TAG1", 150, START - timedelta(minutes=50), "PowerLoss", ()),
                                 Publish(TransactionMessagesQueued())]
     assert statuses(core.started) == [(1, "Available"), (0, "Available")]  # no cable reported yet
-    assert statuses(core.plug()) == [(1, "Finishing")]  # a cable left in after the power loss
-    assert core.state.connectors[1].busy
+
+
+@pytest.mark.parametrize("cable_in", [False, True])
+def test_after_a_restart_a_connector_does_what_it_shows(cable_in):
+    """The crash soak: Available after a PowerLoss recovery, yet a plug went to Finishing and
+    RemoteStartTransaction was Rejected. Whether the old cable is still in (the EVSE reports the plug
+    at start-up) or a new driver plugs in later, the connector is Preparing and takes a session."""
+    tx = Interrupted(7, 1, "TAG1", 100, START - timedelta(hours=1), 150, START - timedelta(minutes=50))
+    core = Core(interrupted=[tx])
+    assert not core.connector().busy
+    if cable_in:
+        assert statuses(core.plug()) == [(1, "Preparing")]
+    request = RemoteStartTransaction(unique_id="r", reply_to=None, id_tag="R1", connector_id=1)
+    effects = core(request)
+    assert replies(effects) == ["Accepted"]
+    assert statuses(effects) == ([] if cable_in else [(1, "Preparing")])
+    if not cable_in:
+        core.plug()
+    assert sent(core.lock(core.answer(effects)), TransactionBegan)
 
 
 def test_an_interrupted_transaction_with_stop_txn_sampled_data_gets_begin_and_end_values():
@@ -185,6 +204,48 @@ def test_an_interrupted_transaction_with_stop_txn_sampled_data_gets_begin_and_en
     stop = core.started[0]
     assert [(d["sampledValue"][0]["context"], d["sampledValue"][0]["value"]) for d in stop.transaction_data] == \
         [("Transaction.Begin", "100"), ("Transaction.End", "150")]
+
+
+def test_an_interrupted_transaction_carries_the_transaction_data_collected_before_the_crash():
+    sampled = {"timestamp": "2025-02-03T03:30:00.000Z",
+               "sampledValue": [{"value": "140", "context": "Sample.Periodic", "measurand": ENERGY, "unit": "Wh"}]}
+    tx = Interrupted(7, 1, "TAG1", 100, START - timedelta(hours=1), 150, START - timedelta(minutes=20), (sampled,))
+    stop = Core(interrupted=[tx], StopTxnSampledData=ENERGY).started[0]
+    assert [(d["timestamp"], d["sampledValue"][0]["context"], d["sampledValue"][0]["value"])
+            for d in stop.transaction_data] == [("2025-02-03T03:05:06.000Z", "Transaction.Begin", "100"),
+                                                ("2025-02-03T03:30:00.000Z", "Sample.Periodic", "140"),
+                                                ("2025-02-03T03:45:06.000Z", "Transaction.End", "150")]
+
+
+def test_an_interrupted_transaction_stops_no_earlier_and_no_lower_than_what_it_reported():
+    """The crash soak: the PowerLoss StopTransaction was stamped before the transaction's last MeterValues
+    (the sampler stamps its sampling instant; the last reading persisted was taken before it)."""
+    last = START - timedelta(minutes=50)
+
+    def mv(seconds, wh):
+        return {"timestamp": format_time(last + timedelta(seconds=seconds)),
+                "sampledValue": [{"value": str(wh), "measurand": ENERGY, "unit": "Wh"},
+                                 {"value": "7400", "measurand": "Power.Active.Import", "unit": "W"}]}
+
+    tx = Interrupted(7, 1, "TAG1", 100, START - timedelta(hours=1), 150, last,
+                     transaction_data=(mv(1, 152),), meter_values=(mv(2, 155), mv(3, 154)))
+    stop = Core(interrupted=[tx]).started[0]
+    assert (stop.at, stop.meter_stop_wh) == (last + timedelta(seconds=3), 155)
+    # a reading newer than anything reported is the stop, as before
+    tx = Interrupted(7, 1, "TAG1", 100, START - timedelta(hours=1), 160, last + timedelta(seconds=9),
+                     meter_values=({"timestamp": format_time(last), "sampledValue": [{"value": "0.151",
+                                                                                       "unit": "kWh"}]},))
+    stop = Core(interrupted=[tx]).started[0]
+    assert (stop.at, stop.meter_stop_wh) == (last + timedelta(seconds=9), 160)
+
+
+def test_transaction_data_is_recorded_for_a_crash_as_it_comes():
+    core = Core(StopTxnSampledData=ENERGY)
+    local_id = core.start()
+    value = {"timestamp": "t", "sampledValue": []}
+    assert core(TransactionDataSampled(1, local_id, freeze(value))) == \
+        [RecordTransactionData(local_id, value, MAX_TRANSACTION_DATA)]
+    assert core(TransactionDataSampled(1, local_id + 1, freeze(value))) == []  # not this transaction's
 
 
 def test_local_transaction_ids_count_on_from_the_books_last_one():

@@ -12,7 +12,6 @@ from typing import Callable
 
 import pytest
 
-from actors.sessions.book import Interrupted
 from actors.sessions.connector import (ALLOWED, BEYOND_THE_TABLE, STATUS_RULES, TRANSITIONS, Connector, Session,
                                       transition_name)
 from messages.events import CableDetached, ConnectorFaultChanged, EvDrawChanged, PlugDisconnected
@@ -66,7 +65,6 @@ def scheduled_unavailable(core: Core) -> None:
 # cell -> (how to build the core, the steps), the transition being the last one the steps make on connector 1
 SCENARIOS: dict[str, tuple[Callable[[], Core], Callable[[Core], object]]] = {
     "A2": (Core, lambda core: core.plug()),
-    "A6": (lambda: Core(interrupted=[Interrupted(7, 1, "TAG1", 100, START, 150, START)]), lambda core: core.plug()),
     "A8": (Core, inoperative),
     "A9": (Core, fault),
     "B1": (Core, lambda core: (core.plug(), core.unplug())),
