@@ -5,7 +5,8 @@ lets that function change the `SessionState` and returns the effects to carry ou
 (`effects`). After every event the status of each connector is derived again from its facts
 (`connector.STATUS_RULES`); each one that changed is published (ConnectorStatusChanged and
 ShowStatus: errata 3.19, a StatusNotification for every change), checked against the OCPP 1.6
-§4.9 transitions (`connector.ALLOWED`). Answers to CSMS requests come first (after the one commit
+§4.9 transitions (`connector.ALLOWED`), and the ConnectionTimeOut of each Preparing connector armed (counted from the start of
+Preparing: `identify.connection_timeouts`). Answers to CSMS requests come first (after the one commit
 an answer may promise), answers to other actors last.
 
 The TransactionManager feeds it and performs the effects; tests drive it directly.
@@ -121,7 +122,7 @@ class SessionCore:
         if late:
             cut = max((i + 1 for i, e in enumerate(rest) if isinstance(e, DURABLE_WRITES)), default=0)
             rest = rest[:cut] + late + rest[cut:]
-        return early + rest + self._status_changes() + tells
+        return early + rest + identify.connection_timeouts(self.state) + self._status_changes() + tells
 
     def _status_changes(self) -> list[Effect]:
         s = self.state

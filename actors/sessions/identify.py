@@ -70,21 +70,56 @@ def _clear_authorizing(s: SessionState, target: int | None, id_tag: str) -> None
 
 
 def authorize_connector(s: SessionState, c: Connector, id_tag: str, parent: str | None) -> list[Effect]:
-    """An accepted idTag for connector `c`: start now if the cable is in, else wait for it."""
+    """An accepted idTag for connector `c`: start now if the cable is in, else wait for it (ConnectionTimeOut,
+    armed by `connection_timeouts`)."""
     if c.session is not None or not c.usable:
         return []
     if c.plugged:
         return begin(s, c, id_tag, parent)
     c.authorized_tag, c.authorized_parent = id_tag, parent
-    # OCPP 1.6 §9.1 ConnectionTimeOut: the cable must come within this many seconds (errata 3.21).
-    return [StartTimer(ConnectionTimeoutDue(c.id), s.config["ConnectionTimeOut"])]
+    return []
+
+
+def waiting_for_user(c: Connector) -> bool:
+    """Preparing for a user who has done half of it: a cable without identification, or identification
+    (a card, a RemoteStart) without a cable; not while an Authorize or the lock is under way."""
+    return (c.session is None and not c.starting and not c.authorizing_tag
+            and (c.plugged or c.authorized_tag is not None))
+
+
+def connection_timeouts(s: SessionState) -> list[Effect]:
+    """OCPP 1.6 §9.1 ConnectionTimeOut, errata 3.21/3.77/3.89: counted from the start of Preparing. After
+    every event: note when each connector became Preparing, and arm its timer (for what is left of the
+    interval) whenever it waits for its user and no timer counts for this Preparing yet."""
+    out: list[Effect] = []
+    now = s.now()
+    for c in s.connectors.values():
+        if c.status() != "Preparing":
+            c.preparing_since = c.timeout_for = None
+            continue
+        if c.preparing_since is None:
+            c.preparing_since = now
+        if waiting_for_user(c) and c.timeout_for != c.preparing_since:
+            c.timeout_for = c.preparing_since
+            elapsed = max(0.0, (now - c.preparing_since).total_seconds())
+            out.append(StartTimer(ConnectionTimeoutDue(c.id), max(0.0, s.config["ConnectionTimeOut"] - elapsed)))
+    return out
 
 
 def connection_timeout(s: SessionState, tick: ConnectionTimeoutDue) -> list[Effect]:
+    """No user action completed within ConnectionTimeOut of the start of Preparing. Identification without
+    a cable is dropped (B1: Available again). A cable without identification stays in but is done with
+    (errata 3.20, B6: Finishing until it is removed), so no card is ever given to an abandoned cable."""
     c = s.connector(tick.connector)
-    if c.authorized_tag is not None and c.session is None and not c.starting:
+    if c.status() != "Preparing" or not waiting_for_user(c):
+        c.timeout_for = None  # an Authorize (or the lock) under way: armed again, for what is left, if it fails
+        return []
+    if c.authorized_tag is not None:
         log.info("connector %s: no cable within ConnectionTimeOut, authorization dropped", c.id)
         c.authorized_tag = c.authorized_parent = None
+    else:
+        log.info("connector %s: no identification within ConnectionTimeOut, the cable is done with", c.id)
+        c.finishing = True
     return []
 
 

@@ -110,3 +110,23 @@ def test_the_power_loss_stop_is_not_before_the_last_meter_values_and_carries_the
     contexts = [d["sampledValue"][0]["context"] for d in stop["transactionData"]]
     assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
     assert contexts.count("Sample.Periodic") >= 2, contexts  # collected before the crash
+
+
+# --- ConnectionTimeOut ---------------------------------------------------------------------------
+
+
+def test_a_cable_without_identification_times_out_to_finishing_and_takes_no_card(csms, make_station):
+    """Errata 3.20/3.21: ConnectionTimeOut from the start of Preparing; the abandoned cable is Finishing
+    (no card is given to it) until it is removed."""
+    station = make_station(configuration={"ConnectionTimeOut": 2})
+    csms.wait_for("StatusNotification", status(0, "Available"))
+    mark = csms.mark()
+    station.sim(cmd="plug", connector=1)
+    preparing = csms.wait_for("StatusNotification", status(1, "Preparing"), after=mark)
+    finishing = csms.wait_for("StatusNotification", status(1, "Finishing"), after=mark, timeout=10)
+    assert finishing.time - preparing.time >= 1.8
+    station.sim(cmd="swipe", id_tag="TAG1")
+    assert csms.call(call.RemoteStartTransaction(id_tag="R1", connector_id=1)).status == "Rejected"
+    station.sim(cmd="unplug", connector=1)
+    csms.wait_for("StatusNotification", status(1, "Available"), after=mark)
+    assert not [r for r in csms.received[mark:] if r.action in ("Authorize", "StartTransaction")]

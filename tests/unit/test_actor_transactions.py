@@ -262,6 +262,18 @@ def test_a_connection_timeout_from_an_earlier_authorization_does_not_cut_a_later
     rig.status.expect(status_is("Available"))
 
 
+def test_a_cable_without_identification_is_finishing_after_connection_timeout(rig):
+    rig.plug()
+    rig.status.expect(status_is("Preparing"))
+    rig.advance(59)
+    rig.status.expect_none(status_is("Finishing"))
+    rig.advance(1)
+    rig.status.expect(status_is("Finishing"))
+    rig.tm.tell(CardPresented("TAG1"))
+    rig.settle()
+    rig.authorization.expect_none(AuthorizeTag)  # no card for an abandoned cable
+
+
 # --- stopping ----------------------------------------------------------------------------------
 
 

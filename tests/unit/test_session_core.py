@@ -257,9 +257,10 @@ def test_local_transaction_ids_count_on_from_the_books_last_one():
 # --- starting ----------------------------------------------------------------------------------------
 
 
-def test_plugging_in_makes_the_connector_preparing():
+def test_plugging_in_makes_the_connector_preparing_for_connection_timeout():
     core = Core()
-    assert core.plug() == [status_changed(1, "Preparing"), Publish(ShowStatus(1, "Preparing", None))]
+    assert core.plug() == [StartTimer(ConnectionTimeoutDue(1), 60), status_changed(1, "Preparing"),
+                           Publish(ShowStatus(1, "Preparing", None))]
 
 
 def test_a_card_is_authorized_by_the_authorization_actor():
@@ -407,6 +408,55 @@ def test_connection_timeout_follows_configuration_changes():
     core = Core()
     core(ConfigurationChanged("ConnectionTimeOut", 15))
     assert core.answer(core.card())[0] == StartTimer(ConnectionTimeoutDue(1), 15)
+
+
+def test_a_cable_without_identification_within_connection_timeout_is_finishing_and_gets_no_card():
+    """Errata 3.20 (B6): the abandoned cable stays in but takes no session, so a card presented next goes
+    to another connector, not to it; errata 3.21: the interval runs from the start of Preparing."""
+    core = Core(connectors=2)
+    core.plug(1)
+    assert statuses(core(ConnectionTimeoutDue(1))) == [(1, "Finishing")]
+    assert one(sent(core.card(), AuthorizeTag)).tag == ("card", "TAG1", 2)
+    request = RemoteStartTransaction(unique_id="r", reply_to=None, id_tag="R", connector_id=1)
+    assert replies(core(request)) == ["Rejected"]
+    core.unplug(1)
+    assert statuses(core(CableDetached(1))) == [(1, "Available")]  # F1: the cable removed
+    assert statuses(core.plug(1)) == [(1, "Preparing")]  # and a new session may begin
+
+
+def test_connection_timeout_runs_from_the_start_of_preparing_not_from_the_card():
+    core = Core()
+    asked = core.card()  # Preparing from here (an Authorize under way: no timer yet)
+    core.now += timedelta(seconds=20)
+    effects = core.answer(asked)  # accepted 20 s later: 40 s are left for the cable
+    assert effects[0] == StartTimer(ConnectionTimeoutDue(1), 40)
+
+
+def test_connection_timeout_during_an_authorize_waits_for_its_answer():
+    core = Core()
+    core.plug()
+    asked = core.card()
+    core.now += timedelta(seconds=60)
+    assert core(ConnectionTimeoutDue(1)) == []  # the user is being served
+    effects = core.answer(asked, status="Invalid")  # refused: the interval is over, so at once
+    assert effects[0] == StartTimer(ConnectionTimeoutDue(1), 0)
+    assert statuses(core(ConnectionTimeoutDue(1))) == [(1, "Finishing")]
+
+
+def test_a_plug_after_an_earlier_preparing_gets_a_whole_new_interval():
+    core = Core()
+    core.plug()
+    core.now += timedelta(seconds=50)
+    core.unplug()
+    core.now += timedelta(seconds=5)
+    assert core.plug()[0] == StartTimer(ConnectionTimeoutDue(1), 60)
+
+
+def test_a_fixed_cable_abandoned_is_finishing_until_it_is_unplugged():
+    core = Core(fixed_cable=True)
+    core.plug()
+    assert statuses(core(ConnectionTimeoutDue(1))) == [(1, "Finishing")]
+    assert statuses(core.unplug()) == [(1, "Available")]
 
 
 # --- stopping ----------------------------------------------------------------------------------------
@@ -628,7 +678,7 @@ def test_a_lost_link_to_the_ev_suspends_the_session_until_it_is_back():
 def test_ev_communication_error_without_an_ev_is_not_reported():
     core = Core()
     assert core(fault(1, "EVCommunicationError")) == []  # §4.9: never with Available
-    assert core.plug()[0] == status_changed(1, "Preparing", "EVCommunicationError")
+    assert status_changed(1, "Preparing", "EVCommunicationError") in core.plug()
 
 
 # --- StartTransaction answered ------------------------------------------------------------------------

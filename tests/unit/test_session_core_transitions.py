@@ -16,6 +16,7 @@ from actors.sessions.connector import (ALLOWED, BEYOND_THE_TABLE, STATUS_RULES, 
                                       transition_name)
 from messages.events import CableDetached, ConnectorFaultChanged, EvDrawChanged, PlugDisconnected
 from messages.requests import ChangeAvailability
+from messages.ticks import ConnectionTimeoutDue
 from tests.unit.test_session_core import START, Core, statuses
 
 pytestmark = pytest.mark.timeout(10)
@@ -70,6 +71,7 @@ SCENARIOS: dict[str, tuple[Callable[[], Core], Callable[[Core], object]]] = {
     "B1": (Core, lambda core: (core.plug(), core.unplug())),
     "B3": (Core, lambda core: (core.plug(), core(EvDrawChanged(1, True)), core.lock(core.answer(core.card())))),
     "B4": (Core, lambda core: core.start()),
+    "B6": (Core, lambda core: (core.plug(), core(ConnectionTimeoutDue(1)))),
     "B8": (Core, lambda core: (core.answer(core.card()), inoperative(core))),
     "B9": (Core, lambda core: (core.plug(), core.lock(core.answer(core.card()), ok=False))),
     "C1": (lambda: Core(fixed_cable=True), lambda core: (charging(core), core.unplug())),
@@ -128,7 +130,6 @@ NOT_MADE = {
     "A7": "no Reservation profile yet", "G1": "no Reservation profile yet", "G2": "no Reservation profile yet",
     "G8": "no Reservation profile yet", "G9": "no Reservation profile yet", "I7": "no Reservation profile yet",
     "B5": "a session starts with energy offered; StartTransaction.conf comes later",
-    "B6": "no timeout for a cable without identification (errata 3.20 allows it)",
     "F2": "a Finishing connector takes no new session until its cable is out",
     "H3": "a session never runs on an Unavailable connector", "H4": "the same", "H5": "the same",
 }
