@@ -11,6 +11,11 @@ CSMS, then the process exits 75 and the supervisor (scripts/supervise, systemd) 
 once. Hard: reason HardReset, 2 s, the same exit; what was not delivered is still in the queue and
 goes after the reboot. The station's main loop also bounds the stop itself (actors.shell.main), so a
 Hard reset completes even if the graceful path hangs.
+
+Mains power lost on back-up power (ShutDown from the TransactionManager): reason PowerLoss, 10 s, then
+exit 69 (EXIT_POWER_LOSS, sysexits EX_UNAVAILABLE): not a clean stop, so the supervisor
+(scripts/supervise, after its back-off) and the systemd unit (Restart=always) start the station again,
+and it is back when power returns; a clean stop (exit 0) would leave it down.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from messages.ticks import ResetGraceDue
 
 log = logging.getLogger(__name__)
 
-EXIT_RESET = 75
+EXIT_RESET = 75  # EX_TEMPFAIL: a reset was asked; restart now
+EXIT_POWER_LOSS = 69  # EX_UNAVAILABLE: mains lost, shut down on back-up power; restart (after a back-off)
 GRACE_S = {"Soft": 10.0, "Hard": 2.0}
 
 

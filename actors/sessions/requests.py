@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from actors.reset.actor import EXIT_POWER_LOSS
 from actors.sessions.effects import CancelTimer, Effect, Publish, RecordAvailability, Reply, StartTimer, Tell
 from actors.sessions.identify import authorize, authorize_connector, free_connector
 from actors.sessions.state import SessionState
@@ -140,9 +141,10 @@ def stop_all(s: SessionState, event: StopAllTransactions) -> list[Effect]:
 
 
 def mains_changed(s: SessionState, event: MainsPowerChanged) -> list[Effect]:
-    """Mains power lost: with back-up power, stop every transaction (PowerLoss) and shut down
-    cleanly (OCTT TC_032_1); without it this process dies with the controller anyway."""
+    """Mains power lost: with back-up power, stop every transaction (PowerLoss) and shut down in order
+    (OCTT TC_032_1), exiting EXIT_POWER_LOSS; without it this process dies with the controller anyway."""
     if event.on or not s.backup_power:
         return []
     log.warning("mains power lost: stopping transactions on back-up power")
-    return [Publish(ShutDown("PowerLoss", 0, 10.0))]
+    # Not a clean stop (exit 0): the supervisor and systemd start the station again, back when power returns.
+    return [Publish(ShutDown("PowerLoss", EXIT_POWER_LOSS, 10.0))]

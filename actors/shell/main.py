@@ -1,9 +1,11 @@
 """The station process: assembles the actors, watches them, and stops them in order.
 
 `ocpp-station --config station.toml` runs in the foreground. SIGTERM/SIGINT stop it cleanly
-(exit 0). Exit 2: bad configuration or database. Exit 70: an actor died (the supervisor or
-systemd restarts the process, which resumes from the database). Exit 75: a reset was asked.
-SIGUSR1 logs every thread's traceback (deadlock hunting).
+(exit 0). Exit 2: bad configuration or database. Exit 69: mains power lost, transactions stopped on
+back-up power (not a clean stop: the supervisor or systemd starts the station again, so it is back
+when power returns). Exit 70: an actor died (the supervisor or systemd restarts the process, which
+resumes from the database). Exit 75: a reset was asked. SIGUSR1 logs every thread's traceback
+(deadlock hunting).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from messages.frozen import FrozenDict
 log = logging.getLogger("station")
 
 EXIT_OK, EXIT_CONFIG, EXIT_ACTOR_DIED, EXIT_RESET = 0, 2, 70, 75
+EXIT_POWER_LOSS = 69  # actors.reset.actor.EXIT_POWER_LOSS: shut down on back-up power
 STOP_DEADLINE_S = 30.0
 DEVICE_RANK = 2  # the stop_rank of device actors
 

@@ -130,3 +130,16 @@ def test_a_cable_without_identification_times_out_to_finishing_and_takes_no_card
     station.sim(cmd="unplug", connector=1)
     csms.wait_for("StatusNotification", status(1, "Available"), after=mark)
     assert not [r for r in csms.received[mark:] if r.action in ("Authorize", "StartTransaction")]
+
+
+# --- back-up power -------------------------------------------------------------------------------
+
+
+def test_mains_lost_on_back_up_power_stops_the_transaction_and_exits_69_to_be_started_again(csms, make_station):
+    """Exit 69 (EX_UNAVAILABLE), not 0: scripts/supervise and the systemd unit start the station again,
+    so it is back when power returns (tests/unit/test_supervise.py)."""
+    station = make_station(station={"backup_power": True})
+    session_started(csms, station)
+    station.sim(cmd="power_cut")
+    assert csms.wait_for("StopTransaction").payload["reason"] == "PowerLoss"
+    assert station.proc.wait(30) == 69, station.log_tail()

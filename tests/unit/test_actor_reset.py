@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from actors.reset.actor import EXIT_RESET, GRACE_S, ResetManager
+from actors.reset.actor import EXIT_POWER_LOSS, EXIT_RESET, GRACE_S, ResetManager
 from actors.infra.ticker import ManualScheduler
 from messages.events import (AllTransactionsStopped, FlushStatus, NotifyWhenDrained, QueueDrained, ReplyResult,
                              ShutDown, StatusFlushed, StopAllTransactions)
@@ -127,6 +127,13 @@ def test_a_shut_down_stops_transactions_with_its_reason_and_exits_with_its_code(
     assert rig.exits == [0]
     rig.advance(10)
     assert rig.exits == [0]
+
+
+def test_a_shut_down_on_back_up_power_exits_69_for_the_supervisor_to_start_the_station_again(rig):
+    rig.reset.tell(ShutDown("PowerLoss", EXIT_POWER_LOSS, 10.0))
+    rig.stopped(1)
+    rig.reset.tell(QueueDrained())
+    assert rig.exits == [69] and EXIT_POWER_LOSS not in (0, EXIT_RESET)
 
 
 def test_a_shut_down_exits_with_its_code_after_its_grace(rig):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from actors.sessions.effects import CancelTimer, Publish, RecordAvailability, RecordStop, Reply, StartTimer, Tell
+from actors.reset.actor import EXIT_POWER_LOSS
 from actors.sessions.requests import DEFERRED_STOP_S, UNLOCK_TIMEOUT_S
 from messages.events import (AllTransactionsStopped, AuthorizeTag, ConnectorLockResult, MainsPowerChanged,
                              SetConnectorLock, SetContactor, ShutDown, StopAllTransactions, TransactionEnded)
@@ -316,8 +317,10 @@ def test_stop_all_transactions_without_reply_to_just_stops():
     assert [e for e in effects if isinstance(e, Tell)] == []
 
 
-def test_mains_power_lost_on_backup_power_shuts_the_station_down():
-    assert Core(backup_power=True)(MainsPowerChanged(False)) == [Publish(ShutDown("PowerLoss", 0, 10.0))]
+def test_mains_power_lost_on_backup_power_shuts_the_station_down_to_be_started_again():
+    # Exit 69, not 0 (a clean stop, which the supervisor would not restart): back when power returns.
+    assert Core(backup_power=True)(MainsPowerChanged(False)) == [Publish(ShutDown("PowerLoss", 69, 10.0))]
+    assert EXIT_POWER_LOSS == 69
 
 
 @pytest.mark.parametrize("backup_power, on", [(False, False), (True, True), (False, True)])

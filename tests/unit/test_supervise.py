@@ -208,6 +208,19 @@ def test_exit_75_restarts_immediately(run):
 
 
 @pytest.mark.timeout(30)
+def test_exit_69_after_mains_power_lost_on_back_up_power_restarts_after_the_back_off(run):
+    """Not a clean stop: the station must be back when power returns (a clean exit 0 would leave it down)."""
+    run.start(["exit 69", "exit 69", "exit 0"], SUPERVISE_BACKOFF_S="0.3", SUPERVISE_BACKOFF_MAX_S="0.6")
+    assert run.wait_exit() == 0
+    assert len(run.events("start")) == 3
+    gaps = run.gaps()
+    assert 0.3 <= gaps[0] < 0.6 and 0.6 <= gaps[1] < 1.1, gaps  # the crash back-off, not "restart now"
+    err = run.stderr()
+    assert err.count("exit status 69 (EX_UNAVAILABLE: mains power lost") == 2
+    assert "to be back when power returns" in err and "restarting now" not in err
+
+
+@pytest.mark.timeout(30)
 def test_backoff_doubles_up_to_max(run):
     run.start(["exit 1"] * 4 + ["exit 0"],
               SUPERVISE_BACKOFF_S="0.3", SUPERVISE_BACKOFF_MAX_S="0.6")
