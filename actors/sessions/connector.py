@@ -105,6 +105,7 @@ class Connector:
     session: Session | None = None
     finishing: bool = False  # a transaction ended with the cable still in
     cable_in_socket: bool = False  # a socket's cable, still in after an EV-side unplug
+    held_for: tuple[str, str | None] | None = None  # (idTag, parentIdTag) a DeAuthorized stop keeps the cable for
     preparing_since: datetime | None = None  # when the connector last became Preparing (ConnectionTimeOut)
     timeout_for: datetime | None = None  # the preparing_since the ConnectionTimeOut timer counts from
 

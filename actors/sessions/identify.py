@@ -13,7 +13,7 @@ import logging
 from actors.sessions.connector import Connector
 from actors.sessions.effects import Effect, Publish, StartTimer
 from actors.sessions.state import SessionState
-from actors.sessions.transactions import begin, stop
+from actors.sessions.transactions import begin, release_held, stop
 from messages.events import AuthorizeTag, CardPresented, TagAuthorized
 from messages.ticks import ConnectionTimeoutDue
 
@@ -25,9 +25,14 @@ def card_presented(s: SessionState, event: CardPresented) -> list[Effect]:
     for c in s.connectors.values():
         if c.session is not None and c.session.id_tag.lower() == id_tag.lower():
             return stop(s, c, "Local", id_tag)  # OCPP 1.6 §3.6.1: the same card stops, no Authorize
-    # Another card can only stop a session of its group (same parentIdTag), so it is worth an
-    # Authorize only when a running session has a group (OCTT TC_068 expects none otherwise).
-    grouped = any(c.session is not None and c.session.parent_id_tag for c in s.connectors.values())
+    released = release_held(s, id_tag)  # errata 3.5: the same card takes back its cable, no Authorize
+    if released:
+        return released
+    # Another card can only stop a session of its group (same parentIdTag), or take back a cable kept
+    # for its group, so it is worth an Authorize only when there is such a group (OCTT TC_068 expects
+    # none otherwise).
+    grouped = any((c.session is not None and c.session.parent_id_tag) or (c.held_for and c.held_for[1])
+                  for c in s.connectors.values())
     free = free_connector(s)
     if free is None and not grouped:
         log.info("card %s presented but no connector is free", id_tag)
@@ -53,6 +58,13 @@ def tag_authorized(s: SessionState, event: TagAuthorized) -> list[Effect]:
                     c.session.parent_id_tag.lower() == parent.lower():
                 _clear_authorizing(s, target, id_tag)
                 return stop(s, c, "Local", id_tag)
+    if kind == "card" and parent:
+        # Errata 3.5: a card of the same group takes back a cable a DeAuthorized stop kept (whatever its
+        # own status: it is the owner's cable, not a new session).
+        released = release_held(s, id_tag, parent)
+        if released:
+            _clear_authorizing(s, target, id_tag)
+            return released
     c = s.connectors.get(target) if target is not None else None
     if c is None:
         return []

@@ -87,6 +87,7 @@ def unlock_connector(s: SessionState, request: UnlockConnector) -> list[Effect]:
     if c is None or s.fixed_cable:
         return [Reply(request, "NotSupported")]
     out = stop(s, c, "UnlockCommand", None) if c.session is not None else []
+    c.held_for = None  # the CSMS releases a cable a DeAuthorized stop kept
     s.unlocks[request.unique_id] = request
     return out + [StartTimer(UnlockDeadlineDue(request.unique_id), UNLOCK_TIMEOUT_S),
                   Publish(SetConnectorLock(c.id, False, s.me, request.unique_id))]

@@ -101,6 +101,7 @@ def cable_detached(s: SessionState, event: CableDetached) -> list[Effect]:
     c = s.connector(event.connector)
     c.cable_in_socket = c.finishing = False
     c.faults.pop("lock", None)  # a failed lock is over once its cable is out (OCTT TC_024)
+    c.held_for = None
     return []
 
 
@@ -234,11 +235,32 @@ def stop(s: SessionState, c: Connector, reason: str, id_tag: str | None) -> list
                          RecordStop(session.local_id, id_tag, meter_stop, now, reason, tuple(data)),
                          Publish(TransactionMessagesQueued())]
     # OCPP 1.6 §9.1: after an EV-side unplug the socket is unlocked only if
-    # UnlockConnectorOnEVSideDisconnect; any other stop releases the cable.
-    if not s.fixed_cable and (reason != "EVDisconnected" or s.config["UnlockConnectorOnEVSideDisconnect"]):
+    # UnlockConnectorOnEVSideDisconnect. §4.8, errata 3.5/3.17: after a DeAuthorized stop the cable stays
+    # locked until the same idTag, or one with the same parentIdTag, is presented (`release_held`).
+    # Any other stop releases the cable.
+    if s.fixed_cable:
+        pass
+    elif reason == "DeAuthorized":
+        c.held_for = (session.id_tag, session.parent_id_tag)
+        log.info("connector %s: cable kept locked for %s", c.id, session.id_tag)
+    elif reason != "EVDisconnected" or s.config["UnlockConnectorOnEVSideDisconnect"]:
         out.append(Publish(SetConnectorLock(c.id, False)))
     log.info("transaction %s stopped on connector %s (%s) at %s Wh", session.local_id, c.id, reason, meter_stop)
     return out + [Publish(TransactionEnded(c.id, session.local_id))]
+
+
+def release_held(s: SessionState, id_tag: str, parent: str | None = None) -> list[Effect]:
+    """Unlock the cables a DeAuthorized stop kept for `id_tag` (or, given `parent`, for its group)."""
+    out: list[Effect] = []
+    for c in s.connectors.values():
+        if c.held_for is None:
+            continue
+        held_tag, held_parent = c.held_for
+        if held_tag.lower() == id_tag.lower() or (parent and held_parent and held_parent.lower() == parent.lower()):
+            log.info("connector %s: cable released for %s", c.id, id_tag)
+            c.held_for = None
+            out.append(Publish(SetConnectorLock(c.id, False)))
+    return out
 
 
 # --- StartTransaction answered --------------------------------------------------------------------

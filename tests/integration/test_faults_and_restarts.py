@@ -7,6 +7,8 @@ The rules themselves are tested without threads in tests/unit/test_session_core*
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from ocpp.v16 import call
 
@@ -17,6 +19,14 @@ pytestmark = pytest.mark.timeout(90)
 
 def status(connector: int, *statuses: str):
     return lambda p: p["connectorId"] == connector and p["status"] in statuses
+
+
+def poll(predicate, what: str, timeout: float = 10):
+    """Wait for what the CSMS does not see (the simulator's state)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.05)
 
 
 # --- faults ------------------------------------------------------------------------------------
@@ -52,7 +62,7 @@ def test_a_station_fault_suspends_the_session_and_rejects_remote_starts_until_it
     assert zero.payload["errorCode"] == "OtherError"
     csms.wait_for("StatusNotification", status(1, "SuspendedEVSE"), after=mark)
     csms.wait_for("StatusNotification", status(2, "Unavailable"), after=mark)
-    csms.wait_until(lambda: station.state(1)["contactor"] is False, what="the contactor open")
+    poll(lambda: station.state(1)["contactor"] is False, "the contactor open")
     assert csms.call(call.RemoteStartTransaction(id_tag="R2", connector_id=2)).status == "Rejected"
     assert csms.call(call.RemoteStartTransaction(id_tag="R2")).status == "Rejected"
     assert "StopTransaction" not in [r.action for r in csms.received[mark:]]  # suspended, not stopped
@@ -60,7 +70,7 @@ def test_a_station_fault_suspends_the_session_and_rejects_remote_starts_until_it
     station.sim(cmd="fault", connector=0, error_code="NoError")
     csms.wait_for("StatusNotification", status(1, "Charging"), after=mark)
     csms.wait_for("StatusNotification", status(2, "Available"), after=mark)
-    csms.wait_until(lambda: station.state(1)["contactor"] is True, what="the contactor closed again")
+    poll(lambda: station.state(1)["contactor"] is True, "the contactor closed again")
     assert csms.call(call.RemoteStartTransaction(id_tag="R2", connector_id=2)).status == "Accepted"
 
 
@@ -143,3 +153,26 @@ def test_mains_lost_on_back_up_power_stops_the_transaction_and_exits_69_to_be_st
     station.sim(cmd="power_cut")
     assert csms.wait_for("StopTransaction").payload["reason"] == "PowerLoss"
     assert station.proc.wait(30) == 69, station.log_tail()
+
+
+# --- StartTransaction.conf not Accepted ----------------------------------------------------------
+
+
+def test_a_deauthorized_stop_keeps_the_cable_locked_until_the_same_card_comes_back(csms, make_station):
+    """OCPP 1.6 §4.8, errata 3.5/3.17, StopTransactionOnInvalidId=true (the default)."""
+    csms.start_transaction_status = {"TAG1": "Invalid"}
+    station = make_station(station={"fixed_cable": False})
+    csms.wait_for("StatusNotification", status(0, "Available"))
+    station.sim(cmd="plug", connector=1)
+    station.sim(cmd="swipe", id_tag="TAG1")
+    stop = csms.wait_for("StopTransaction")
+    assert stop.payload["reason"] == "DeAuthorized"
+    csms.wait_for("StatusNotification", status(1, "Finishing"))
+    assert station.state()["locked"] is True
+    station.sim(cmd="swipe", id_tag="SOMEONE")
+    station.sim(cmd="unplug", connector=1, side="ev")
+    poll(lambda: "card SOMEONE presented but no connector is free" in station.log_path.read_text(),
+         "the other card seen")
+    assert station.state()["locked"] is True
+    station.sim(cmd="swipe", id_tag="TAG1")
+    poll(lambda: station.state()["locked"] is False, "the cable released")

@@ -30,7 +30,7 @@ from messages.events import (AuthorizeTag, CableDetached, CardPresented, Configu
                              TransactionEnded, TransactionIdAssigned, TransactionMessagesQueued)
 from messages.frozen import freeze
 from actors.sessions.state import PendingStart
-from messages.requests import ChangeAvailability, RemoteStartTransaction
+from messages.requests import ChangeAvailability, RemoteStartTransaction, UnlockConnector
 from messages.ticks import ConnectionTimeoutDue
 
 pytestmark = pytest.mark.timeout(10)
@@ -697,6 +697,36 @@ def test_an_invalid_id_stops_the_transaction_when_stop_transaction_on_invalid_id
     stop = one([e for e in effects if isinstance(e, RecordStop)])
     assert (stop.local_id, stop.reason, stop.id_tag) == (local_id, "DeAuthorized", None)
     assert Publish(TransactionEnded(1, local_id)) in effects
+
+
+def test_a_deauthorized_stop_keeps_the_cable_locked_until_the_same_id_tag_is_presented():
+    """OCPP 1.6 §4.8, errata 3.5/3.17: the owner's cable stays locked until the same identifier is presented."""
+    core = Core(connectors=2)
+    local_id = core.start("TAG1")
+    effects = core.assign(local_id, 42, status="Invalid")
+    assert one([e for e in effects if isinstance(e, RecordStop)]).reason == "DeAuthorized"
+    assert sent(effects, SetConnectorLock) == [] and statuses(effects) == [(1, "Finishing")]
+    assert sent(core.card("OTHER"), SetConnectorLock) == []  # someone else's card: for connector 2
+    effects = core.card("tag1")  # the same identifier, no Authorize
+    assert sent(effects) == [SetConnectorLock(1, False)]
+    assert sent(core.card("TAG1"), SetConnectorLock) == []  # released once
+
+
+def test_a_deauthorized_stop_keeps_the_cable_for_an_id_tag_with_the_same_parent():
+    core = Core()
+    local_id = core.start("TAG1")
+    core.assign(local_id, 42, status="Blocked", parentIdTag="GROUP")
+    asked = core.card("TAG2")
+    assert one(sent(asked, AuthorizeTag)).tag == ("card", "TAG2", None)  # no free connector: for the group
+    assert sent(core.answer(asked, status="Invalid", parent="OTHER"), SetConnectorLock) == []
+    assert sent(core.answer(core.card("TAG3"), parent="group"), SetConnectorLock) == [SetConnectorLock(1, False)]
+
+
+def test_unlock_connector_releases_a_cable_a_deauthorized_stop_kept():
+    core = Core()
+    core.assign(core.start("TAG1"), 42, status="Invalid")
+    core(UnlockConnector(unique_id="u1", reply_to=None, connector_id=1))
+    assert sent(core.card("TAG1"), SetConnectorLock) == []  # nothing kept any more
 
 
 def test_an_invalid_id_suspends_the_transaction_otherwise():
