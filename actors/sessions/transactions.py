@@ -277,11 +277,14 @@ def id_assigned(s: SessionState, event: TransactionIdAssigned) -> list[Effect]:
         if info.get("parentIdTag") and not session.parent_id_tag:
             session.parent_id_tag = info["parentIdTag"]
         status = info.get("status", "Accepted")
-        if status == "ConcurrentTx":
-            # A StartTransaction re-sent after a crash looks to the CSMS like a second session
-            # of the same tag: never end a session that is really running for that.
-            log.warning("StartTransaction of %s answered ConcurrentTx: the session goes on", event.local_id)
-        elif status != "Accepted":  # OCPP 1.6 §3.5, errata 3.5/3.17
+        if status == "Accepted":
+            continue
+        if status == "ConcurrentTx" and event.resent:
+            # An earlier send of this StartTransaction may have reached the CSMS (it timed out, or the link or
+            # the station went down while it was in flight): the CSMS may be seeing this very session twice.
+            # Never end a session that is really running for that.
+            log.warning("re-sent StartTransaction of %s answered ConcurrentTx: the session goes on", event.local_id)
+        else:  # OCPP 1.6 §4.8, errata 3.5/3.17: any other status, ConcurrentTx included
             if s.config["StopTransactionOnInvalidId"]:
                 out += stop(s, c, "DeAuthorized", None)
             else:

@@ -176,3 +176,16 @@ def test_a_deauthorized_stop_keeps_the_cable_locked_until_the_same_card_comes_ba
     assert station.state()["locked"] is True
     station.sim(cmd="swipe", id_tag="TAG1")
     poll(lambda: station.state()["locked"] is False, "the cable released")
+
+
+def test_concurrent_tx_to_a_first_start_transaction_stops_the_session_deauthorized(csms, make_station):
+    """OCPP 1.6 §4.8, errata 3.17: ConcurrentTx is a status other than Accepted (StopTransactionOnInvalidId).
+    Only a re-sent StartTransaction whose earlier send may have reached the CSMS is exempt (unit tests)."""
+    csms.start_transaction_status = {"TAG1": "ConcurrentTx"}
+    station = make_station()
+    csms.wait_for("StatusNotification", status(0, "Available"))
+    station.sim(cmd="plug", connector=1)
+    station.sim(cmd="swipe", id_tag="TAG1")
+    assert csms.wait_for("StopTransaction").payload["reason"] == "DeAuthorized"
+    csms.wait_for("StatusNotification", status(1, "Finishing"))
+    poll(lambda: station.state()["contactor"] is False, "the contactor open")

@@ -737,14 +737,36 @@ def test_an_invalid_id_suspends_the_transaction_otherwise():
                        Publish(ShowStatus(1, "SuspendedEVSE", 42))]
 
 
-def test_concurrent_tx_does_not_stop_the_session():
+def test_concurrent_tx_to_a_start_transaction_that_may_have_been_seen_before_does_not_stop_the_session():
+    # `resent`: an earlier send of it may have reached the CSMS, which may be seeing this session twice.
     core = Core(StopTransactionOnInvalidId=False)
     local_id = core.start()
     core(EvDrawChanged(1, True))
-    assert core.assign(local_id, 42, status="ConcurrentTx") == [status_changed(1, "Charging"),
-                                                                Publish(ShowStatus(1, "Charging", 42))]
+    assert core(TransactionIdAssigned(local_id, 42, freeze({"status": "ConcurrentTx"}), resent=True)) == \
+        [status_changed(1, "Charging"), Publish(ShowStatus(1, "Charging", 42))]
     core.meter(10_000)  # and no energy limit applies to it
     assert core.connector().status() == "Charging"
+
+
+@pytest.mark.parametrize("stop_on_invalid", [True, False])
+def test_concurrent_tx_to_a_first_send_is_handled_like_any_id_tag_not_accepted(stop_on_invalid):
+    """OCPP 1.6 §4.8, errata 3.17: a status other than Accepted, ConcurrentTx included (the tag is in
+    another transaction), follows StopTransactionOnInvalidId."""
+    core = Core(StopTransactionOnInvalidId=stop_on_invalid)
+    local_id = core.start()
+    effects = core.assign(local_id, 42, status="ConcurrentTx")
+    if stop_on_invalid:
+        assert one([e for e in effects if isinstance(e, RecordStop)]).reason == "DeAuthorized"
+    else:
+        assert sent(effects, SetContactor) == [SetContactor(1, False)] and statuses(effects) == [(1, "SuspendedEVSE")]
+
+
+@pytest.mark.parametrize("status", ["Invalid", "Blocked", "Expired"])
+def test_a_re_sent_start_transaction_answered_with_any_other_status_is_handled_as_not_accepted(status):
+    core = Core()
+    local_id = core.start()
+    effects = core(TransactionIdAssigned(local_id, 42, freeze({"status": status}), resent=True))
+    assert one([e for e in effects if isinstance(e, RecordStop)]).reason == "DeAuthorized"
 
 
 def test_max_energy_on_invalid_id_lets_energy_flow_up_to_the_limit_then_suspends_once():
