@@ -48,7 +48,7 @@ def remote_stop(s: SessionState, request: RemoteStopTransaction) -> list[Effect]
     stopped = _stop_transaction(s, request.transaction_id)
     if stopped is not None:
         return stopped + [Reply(request, "Accepted")]
-    if any(c.session is not None and c.session.transaction_id is None for c in s.connectors.values()):
+    if _answer_pending(s):
         # The CSMS learnt this id from a StartTransaction.conf that may still be on its way to
         # us through the message queue (CALLs reach this actor by a shorter path): wait for it.
         s.deferred_stops[request.unique_id] = request
@@ -56,14 +56,24 @@ def remote_stop(s: SessionState, request: RemoteStopTransaction) -> list[Effect]
     return [Reply(request, "Rejected")]
 
 
+def _answer_pending(s: SessionState) -> bool:
+    """A running session still waits for its StartTransaction.conf (a dropped one has id -1: errata 3.18)."""
+    return any(c.session is not None and c.session.transaction_id is None for c in s.connectors.values())
+
+
 def retry_deferred_stops(s: SessionState) -> list[Effect]:
-    """A transaction id arrived: the RemoteStops that waited for it are answered now."""
+    """A transaction id arrived (or -1: the StartTransaction was dropped): the RemoteStops that waited for
+    it are answered now; once no answer can come any more, those that match nothing are Rejected."""
     out: list[Effect] = []
+    pending = _answer_pending(s)
     for uid, request in list(s.deferred_stops.items()):
         stopped = _stop_transaction(s, request.transaction_id)
         if stopped is not None:
             del s.deferred_stops[uid]
             out += stopped + [CancelTimer(RemoteStopDeadlineDue(uid)), Reply(request, "Accepted")]
+        elif not pending:
+            del s.deferred_stops[uid]
+            out += [CancelTimer(RemoteStopDeadlineDue(uid)), Reply(request, "Rejected")]
     return out
 
 

@@ -353,6 +353,19 @@ def test_remote_stop_of_an_unknown_id_while_a_start_is_unanswered_is_rejected_af
     assert rig.queued("StopTransaction") == []
 
 
+def test_a_remote_stop_waiting_for_a_start_transaction_that_is_dropped_is_rejected_at_once(rig):
+    local_id = rig.start()
+    rig.tm.tell(csms_request("r1", "RemoteStopTransaction", {"transactionId": 999}, rig.link.ref))
+    rig.settle()
+    rig.link.expect_none(ReplyResult)
+    rig.tm.tell(TransactionIdAssigned(local_id, -1, None))  # errata 3.18: dropped after its attempts
+    reply = rig.link.expect(ReplyResult)  # no need to wait for the deadline
+    assert (reply.unique_id, reply.payload["status"]) == ("r1", "Rejected")
+    rig.tm.tell(csms_request("r2", "RemoteStopTransaction", {"transactionId": 998}, rig.link.ref))
+    assert rig.link.expect(ReplyResult).payload["status"] == "Rejected"
+    assert rig.queued("StopTransaction") == []
+
+
 # --- recovery ----------------------------------------------------------------------------------
 
 

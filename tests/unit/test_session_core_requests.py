@@ -11,7 +11,8 @@ from actors.sessions.effects import CancelTimer, Publish, RecordAvailability, Re
 from actors.reset.actor import EXIT_POWER_LOSS
 from actors.sessions.requests import DEFERRED_STOP_S, UNLOCK_TIMEOUT_S
 from messages.events import (AllTransactionsStopped, AuthorizeTag, ConnectorLockResult, MainsPowerChanged,
-                             SetConnectorLock, SetContactor, ShutDown, StopAllTransactions, TransactionEnded)
+                             SetConnectorLock, SetContactor, ShutDown, StopAllTransactions, TransactionEnded,
+                             TransactionIdAssigned)
 from messages.requests import ChangeAvailability, RemoteStartTransaction, RemoteStopTransaction, UnlockConnector
 from messages.ticks import ConnectionTimeoutDue, RemoteStopDeadlineDue, UnlockDeadlineDue
 from tests.unit.test_session_core import ME, Core, kinds, one, replies, sent, statuses
@@ -141,6 +142,36 @@ def test_remote_stop_of_an_unknown_id_while_a_start_is_unanswered_is_rejected_at
     assert core(RemoteStopDeadlineDue("r1")) == [Reply(request, "Rejected")]
     assert stops(core.assign(local_id, 999)) == []  # the request was answered: an id arriving later stops nothing
     assert core.connector().session is not None
+
+
+def test_remote_stop_of_an_unknown_id_after_a_dropped_start_transaction_is_rejected_at_once():
+    """Errata 3.18: the StartTransaction was dropped (transactionId -1): no answer is on its way."""
+    core = Core()
+    local_id = core.start()
+    core(TransactionIdAssigned(local_id, -1, None))
+    request = remote_stop(999)
+    assert core(request) == [Reply(request, "Rejected")]
+    assert core.connector().session is not None
+
+
+def test_a_remote_stop_waiting_for_a_start_transaction_that_is_then_dropped_is_rejected_at_once():
+    core = Core()
+    local_id = core.start()
+    request = remote_stop(999)
+    core(request)  # deferred: the answer may still come
+    effects = core(TransactionIdAssigned(local_id, -1, None))
+    assert effects[0] == Reply(request, "Rejected") and CancelTimer(RemoteStopDeadlineDue("r1")) in effects
+    assert core(RemoteStopDeadlineDue("r1")) == []  # answered once
+
+
+def test_a_remote_stop_keeps_waiting_while_another_start_transaction_is_unanswered():
+    core = Core(connectors=2)
+    first = core.start("TAG1", connector=1)
+    core.start("TAG2", connector=2)
+    request = remote_stop(43)
+    core(request)
+    assert replies(core(TransactionIdAssigned(first, -1, None))) == []  # connector 2's answer may be 43
+    assert replies(core(RemoteStopDeadlineDue("r1"))) == ["Rejected"]
 
 
 # --- UnlockConnector ---------------------------------------------------------------------------------
