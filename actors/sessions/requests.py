@@ -117,9 +117,15 @@ def unlock_deadline(s: SessionState, tick: UnlockDeadlineDue) -> list[Effect]:
 
 def change_availability(s: SessionState, request: ChangeAvailability) -> list[Effect]:
     """OCPP 1.6 §5.2: Scheduled while a transaction runs (applied when it ends); persisted,
-    connector 0 too, so it survives reboots and power cuts (§4.9; OCTT TC_013, TC_034)."""
+    connector 0 too, so it survives reboots and power cuts (§4.9; OCTT TC_013, TC_034). Operative for a
+    connector while connector 0 is Inoperative: Rejected, nothing stored."""
     connector_id, operative = request.connector_id, request.operative
     if connector_id != 0 and connector_id not in s.connectors:
+        return [Reply(request, "Rejected")]
+    if connector_id != 0 and operative and not s.station_operative:
+        # The connector would stay Unavailable while the station (connector 0) is Inoperative: the answer
+        # says what really happens, and nothing is stored (a later Operative for connector 0 restores
+        # the connector's own availability as it was).
         return [Reply(request, "Rejected")]
     s.availability[connector_id] = operative
     if connector_id == 0:

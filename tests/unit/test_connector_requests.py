@@ -120,6 +120,13 @@ def test_an_inoperative_connector_made_operative_again_is_available(rig):
     rig.start()
 
 
+def test_a_connector_made_operative_while_the_station_is_inoperative_is_rejected_and_not_persisted(rig):
+    availability(rig, 0, "Inoperative")
+    availability(rig, 1, "Inoperative", "c2")
+    assert availability(rig, 1, "Operative", "c3") == "Rejected"
+    assert persisted(rig) == {0: "Inoperative", 1: "Inoperative"}
+
+
 @pytest.mark.parametrize("connector", [0, 1])
 def test_availability_survives_a_restart_from_the_same_database(tmp_path, connector):
     rig = Rig(tmp_path / "station.db")

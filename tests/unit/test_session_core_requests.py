@@ -304,12 +304,19 @@ def test_connector_zero_operative_keeps_a_connector_made_inoperative_on_its_own(
     assert core.connector(2).status() == "Unavailable"
 
 
-def test_a_connector_made_operative_while_the_station_is_inoperative_stays_unavailable():
+@pytest.mark.parametrize("own", [None, False])
+def test_a_connector_made_operative_while_the_station_is_inoperative_is_rejected_and_nothing_is_stored(own):
+    """It would stay Unavailable: the answer says what really happens."""
     core = Core(connectors=2)
     core(availability(0, False))
-    core(availability(1, False, "c2"))
-    assert statuses(core(availability(1, True, "c3"))) == []
-    assert core.state.availability == {0: False, 1: True}
+    if own is not None:
+        core(availability(1, own, "c2"))
+    before = dict(core.state.availability)
+    request = availability(1, True, "c3")
+    assert core(request) == [Reply(request, "Rejected")]
+    assert core.state.availability == before
+    core(availability(0, True, "c4"))
+    assert core.connector(1).status() == ("Available" if own is None else "Unavailable")
 
 
 def test_connector_zero_inoperative_during_a_transaction_is_scheduled_for_that_connector():
