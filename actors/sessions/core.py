@@ -5,9 +5,9 @@ lets that function change the `SessionState` and returns the effects to carry ou
 (`effects`). After every event the status of each connector is derived again from its facts
 (`connector.STATUS_RULES`); each one that changed is published (ConnectorStatusChanged and
 ShowStatus: errata 3.19, a StatusNotification for every change), checked against the OCPP 1.6
-§4.9 transitions (`connector.ALLOWED`), and the ConnectionTimeOut of each Preparing connector armed (counted from the start of
-Preparing: `identify.connection_timeouts`). Answers to CSMS requests come first (after the one commit
-an answer may promise), answers to other actors last.
+§4.9 transitions (`connector.ALLOWED`), and the ConnectionTimeOut of each Preparing connector is
+armed (counted from the start of Preparing: `identify.connection_timeouts`). Answers to CSMS requests
+come first (after the one commit an answer may promise), answers to other actors last.
 
 The TransactionManager feeds it and performs the effects; tests drive it directly.
 """
