@@ -105,17 +105,8 @@ class MeterSampler(StationActor):
             at = start + step * n
         # OCTT TC_070: an empty MeterValuesSampledData still samples the energy register.
         measurands = measurand_list(self._config["MeterValuesSampledData"]) or (ENERGY,)
-        self._queue(connector, local_id, "Sample.Periodic", measurands, at)
-        self._for_stop(connector, local_id, "StopTxnSampledData", "Sample.Periodic", at)
+        self._queue(connector, local_id, "Sample.Periodic", measurands, "StopTxnSampledData", at)
         self._schedule_sample(connector, n + 1)
-
-    def _for_stop(self, connector: int, local_id: int, key: str, context: str, at: datetime) -> None:
-        """StopTxn*Data: the same instants, other measurands, kept for StopTransaction.transactionData."""
-        reading = self._readings.get(connector)
-        measurands = measurand_list(self._config[key])
-        mv = meter_value(reading, measurands, context, at) if reading and measurands else None
-        if mv is not None:
-            self.publish(TransactionDataSampled(connector, local_id, freeze(mv)))
 
     def _schedule_aligned(self, served: datetime | None = None) -> None:
         """Aim at the next boundary after now, and always after the one just served: a clock set
@@ -140,23 +131,31 @@ class MeterSampler(StationActor):
         for connector, reading in sorted(self._readings.items()):
             session = self._sessions.get(connector)
             if session is not None:
-                self._queue(connector, session[0], "Sample.Clock", measurands, boundary)
-                self._for_stop(connector, session[0], "StopTxnAlignedData", "Sample.Clock", boundary)
+                self._queue(connector, session[0], "Sample.Clock", measurands, "StopTxnAlignedData", boundary)
             else:
                 mv = meter_value(reading, measurands, "Sample.Clock", boundary)
                 if mv:
                     self.publish(SendCall("MeterValues", freeze({"connectorId": connector, "meterValue": [mv]})))
         self._schedule_aligned(boundary)
 
-    def _queue(self, connector: int, local_id: int, context: str, measurands: tuple, at: datetime) -> None:
+    def _queue(self, connector: int, local_id: int, context: str, measurands: tuple, stop_key: str,
+               at: datetime) -> None:
+        """The sample's MeterValues, and its StopTxn*Data value (the same instant, the measurands of
+        `stop_key`) kept for StopTransaction.transactionData: both in one commit."""
         reading = self._readings.get(connector)
-        if reading is None or not measurands:
+        if reading is None:
             return
-        mv = meter_value(reading, measurands, context, at)
-        if mv is None:
+        mv = meter_value(reading, measurands, context, at) if measurands else None
+        stop_measurands = measurand_list(self._config[stop_key])
+        stop_mv = meter_value(reading, stop_measurands, context, at) if stop_measurands else None
+        if mv is None and stop_mv is None:
             return
-        if not queue_meter_values(self._db, local_id, {"connectorId": connector, "meterValue": [mv]}):
+        payload = {"connectorId": connector, "meterValue": [mv]} if mv is not None else None
+        if not queue_meter_values(self._db, local_id, payload, stop_mv):
             log.info("transaction %s has stopped: its sample at %s is not queued after its StopTransaction",
                      local_id, at)
             return
-        self.publish(TransactionMessagesQueued())
+        if stop_mv is not None:
+            self.publish(TransactionDataSampled(connector, local_id, freeze(stop_mv)))
+        if mv is not None:
+            self.publish(TransactionMessagesQueued())

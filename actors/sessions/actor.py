@@ -29,7 +29,7 @@ from actors.infra.ticker import Scheduler
 from actors.sessions.book import TransactionBook
 from actors.sessions.core import SessionCore
 from actors.sessions.effects import (CancelTimer, Effect, Publish, RecordAvailability, RecordMeter, RecordStart,
-                                     RecordStop, RecordTransactionData, Reply, StartTimer, Tell)
+                                     RecordStop, Reply, StartTimer, Tell)
 from messages.events import (AuthorizeTag, CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
                              ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged, MeterSampled, PlugConnected,
                              PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus, ShutDown,
@@ -93,8 +93,6 @@ class TransactionManager(StationActor):
                     self._book.stop(local_id, id_tag, meter_stop_wh, at, reason, list(data))
                 case RecordMeter(local_id, energy_wh, at):
                     self._book.meter(local_id, energy_wh, at)
-                case RecordTransactionData(local_id, meter_value, keep):
-                    self._book.add_transaction_data(local_id, meter_value, keep)
                 case RecordAvailability(connector, operative):
                     self._book.set_availability(connector, operative)
                 case StartTimer(tick, seconds):

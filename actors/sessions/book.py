@@ -6,7 +6,8 @@ the record and queues its OCPP message together, so a crash can never leave a tr
 its StartTransaction or StopTransaction. Local transaction ids are given by the core, counting on
 from `last_local_id()`; they are never reused (the table is AUTOINCREMENT). Tables `connectors`,
 `transactions` and `transaction_data` (created by `actors/sessions/migrations.py`) are written only
-through this book; it reads the queue's `tx_queue` (the MeterValues still owed for a transaction) when
+through this module (the MeterSampler keeps a StopTxn*Data value with `keep_transaction_data`, inside the
+commit that queues the sample's MeterValues); it reads the queue's `tx_queue` (the MeterValues still owed for a transaction) when
 it finds a transaction a crash interrupted.
 """
 
@@ -21,6 +22,21 @@ from datetime import datetime
 from actors.infra import store
 from actors.infra.clock import format_time, parse_time
 from actors.txqueue.book import enqueue
+
+
+MAX_TRANSACTION_DATA = 100  # StopTxn*Data values kept for one StopTransaction
+
+
+def keep_transaction_data(db: sqlite3.Connection, local_id: int, meter_value: dict,
+                          keep: int = MAX_TRANSACTION_DATA) -> None:
+    """Keep one StopTxn*Data value of a running transaction, for its StopTransaction should the power go.
+    Past `keep` values every other one goes (the first and the newest stay), as the session
+    core does with its copy. Runs inside the caller's SQLite transaction."""
+    db.execute("INSERT INTO transaction_data(local_id, meter_value) VALUES(?, ?)",
+               (local_id, json.dumps(meter_value, separators=(",", ":"))))
+    seqs = [s for (s,) in db.execute("SELECT seq FROM transaction_data WHERE local_id=? ORDER BY seq", (local_id,))]
+    if len(seqs) > keep:
+        db.executemany("DELETE FROM transaction_data WHERE seq=?", [(s,) for s in seqs[1::2]])
 
 
 @dataclass(frozen=True)
@@ -93,17 +109,6 @@ class TransactionBook:
         """The latest reading: the meterStop if the power goes (autocommit: one small write)."""
         self._db.execute("UPDATE transactions SET last_meter_wh=?, last_meter_at=? WHERE local_id=?",
                          (energy_wh, format_time(at), local_id))
-
-    def add_transaction_data(self, local_id: int, meter_value: dict, keep: int) -> None:
-        """Keep one StopTxn*Data value of a running transaction; past `keep` of them, every other one goes
-        (the first and the newest stay), as the session core does with its copy. One commit."""
-        with store.Transaction(self._db):
-            self._db.execute("INSERT INTO transaction_data(local_id, meter_value) VALUES(?, ?)",
-                             (local_id, json.dumps(meter_value, separators=(",", ":"))))
-            seqs = [s for (s,) in self._db.execute(
-                "SELECT seq FROM transaction_data WHERE local_id=? ORDER BY seq", (local_id,))]
-            if len(seqs) > keep:
-                self._db.executemany("DELETE FROM transaction_data WHERE seq=?", [(s,) for s in seqs[1::2]])
 
     def stop(self, local_id: int, id_tag: str | None, meter_stop_wh: int, at: datetime, reason: str,
              transaction_data: list | None) -> None:

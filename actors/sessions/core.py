@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 from actors.sessions import identify, requests, transactions
 from actors.sessions.connector import ALLOWED, Connector, shown_fault, station_status
 from actors.sessions.effects import (Effect, Publish, RecordAvailability, RecordMeter, RecordStart, RecordStop,
-                                     RecordTransactionData, Reply, Tell)
+                                     Reply, Tell)
 from actors.sessions.state import SessionState, Unexpected
 from messages.events import (CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
                              ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged,
@@ -48,7 +48,7 @@ def _configuration_changed(s: SessionState, event: ConfigurationChanged) -> list
     return []
 
 
-DURABLE_WRITES = (RecordStart, RecordStop, RecordMeter, RecordTransactionData, RecordAvailability)
+DURABLE_WRITES = (RecordStart, RecordStop, RecordMeter, RecordAvailability)
 DURABLE_ANSWERS = (ChangeAvailability,)  # §4.9: the availability answered survives a reboot: committed first
 
 HANDLERS: dict[type, Callable[[SessionState, Any], list[Effect]]] = {

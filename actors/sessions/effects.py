@@ -71,16 +71,6 @@ class RecordMeter:
 
 
 @dataclass(frozen=True)
-class RecordTransactionData:
-    """A StopTxn*Data value of a running transaction, kept for its StopTransaction should the power go;
-    past `keep` values every other one is dropped (the span kept, the resolution halved). One commit."""
-
-    local_id: int
-    meter_value: dict
-    keep: int
-
-
-@dataclass(frozen=True)
 class RecordAvailability:
     """ChangeAvailability, persisted (connector 0 = the station)."""
 
@@ -101,5 +91,5 @@ class CancelTimer:
     tick: Any
 
 
-Effect = Union[Publish, Tell, Reply, RecordStart, RecordStop, RecordMeter, RecordTransactionData, RecordAvailability,
+Effect = Union[Publish, Tell, Reply, RecordStart, RecordStop, RecordMeter, RecordAvailability,
                StartTimer, CancelTimer]

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Iterable
 from actors.infra.clock import parse_time
 from actors.metering.meterdata import ENERGY, transaction_data
 from actors.sessions.connector import Connector, Session, set_fault
-from actors.sessions.effects import (CancelTimer, Effect, Publish, RecordMeter, RecordStart, RecordStop,
-                                     RecordTransactionData)
+from actors.sessions.book import MAX_TRANSACTION_DATA
+from actors.sessions.effects import CancelTimer, Effect, Publish, RecordMeter, RecordStart, RecordStop
 from actors.sessions.state import PendingStart, SessionState
 from messages.events import (CableDetached, ConnectorFaultChanged, EvDrawChanged, MeterSampled, PlugConnected,
                              PlugDisconnected, SetConnectorLock, SetContactor, TransactionBegan, TransactionDataSampled,
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_TRANSACTION_DATA = 100  # MeterValues kept for one StopTransaction
 
 
 def recover(s: SessionState, interrupted: Iterable[Interrupted]) -> list[Effect]:
@@ -173,8 +172,7 @@ def transaction_data_sampled(s: SessionState, event: TransactionDataSampled) -> 
     data.append(meter_value)
     if len(data) > MAX_TRANSACTION_DATA:  # keep the span, halve the resolution
         del data[1::2]
-    # Persisted too, the book keeping the same ones: a crash must not lose them (StopTransaction PowerLoss).
-    return [RecordTransactionData(session.local_id, meter_value, MAX_TRANSACTION_DATA)]
+    return []  # the MeterSampler stored it, with the sample's MeterValues (actors/metering/book.py)
 
 
 # --- starting and stopping ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 (OCPP 1.6 §4.9, §4.10 reason PowerLoss; errata 3.4).
 
 A power cut with back-up power is the simulator's `power_cut` command: the station stops its
-transactions and exits (status 0). Without back-up power the test kills the process (SIGKILL).
+transactions and exits 69 (EX_UNAVAILABLE: scripts/supervise starts it again). Without back-up power the test kills the process (SIGKILL).
 The simulated EV lives in the process, so "the EV is still plugged in when power returns" is the
 test plugging it in again before the restarted station may connect.
 """
@@ -22,7 +22,7 @@ def _plugged(station):
 
 def test_tc_032_1_power_failure_stop_transaction_before_going_down(csms, make_station):
     """Back-up power: on the power cut StopTransaction(reason PowerLoss) + StatusNotification
-    (Finishing), either order, before the station goes down (exit 0). Power returns (the EV still
+    (Finishing), either order, before the station goes down (exit 69). Power returns (the EV still
     plugged in): BootNotification Accepted, StatusNotification per connector (the transaction's
     connector Finishing or Preparing), no second StopTransaction."""
     station = start_fresh(make_station, csms, station={"backup_power": True})
@@ -33,7 +33,7 @@ def test_tc_032_1_power_failure_stop_transaction_before_going_down(csms, make_st
         M("StopTransaction", reason="PowerLoss", transactionId=tx,
           meterStop=lambda v: v >= start.payload["meterStart"]),
         SN(1, "Finishing"))], exact=True)
-    assert station.proc.wait(30) == 0, station.log_tail()
+    assert station.proc.wait(30) == 69, station.log_tail()
     restarted = csms.mark()
     start_offline_then_connect(csms, station, _plugged)
     booted(csms, 1, restarted, statuses={1: {"Finishing", "Preparing"}}, ignore=ignoring_resent(csms, restarted),

@@ -38,14 +38,6 @@ def test_unavailable_survives_a_reset(csms, make_station):
     csms.wait_for("StatusNotification", lambda p: p["connectorId"] == 1 and p["status"] == "Available", after=mark)
 
 
-def test_mains_power_cut_on_back_up_power_stops_the_transaction_and_shuts_down(csms, make_station):
-    station = make_station(station={"backup_power": True})
-    session_started(csms, station)
-    station.sim(cmd="power_cut")
-    assert csms.wait_for("StopTransaction").payload["reason"] == "PowerLoss"
-    assert station.proc.wait(30) == 0
-
-
 def test_stop_txn_sampled_data_fills_transaction_data(csms, make_station):
     station = make_station(configuration={"StopTxnSampledData": "Energy.Active.Import.Register",
                                           "MeterValueSampleInterval": 1})

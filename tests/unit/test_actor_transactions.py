@@ -18,6 +18,7 @@ from actors.configuration import registry as keys
 from actors.infra import store
 from actors.infra.clock import StationClock
 from actors.infra.ticker import ManualScheduler
+from actors.metering.book import queue_meter_values
 from actors.sessions.requests import DEFERRED_STOP_S
 from actors.sessions.actor import TransactionManager
 from messages.events import (CableDetached, AuthorizeTag, CardPresented, ConnectorLockResult,
@@ -404,11 +405,15 @@ def test_stop_txn_sampled_data_collected_before_a_crash_goes_with_the_power_loss
     rig.clear()
     rig.tm.tell(MeterSampled(MeterReading(1, 100)))
     local_id = rig.start()
+    sync(rig.tm)
+    conn = store.open_database(rig.db_path)  # what the MeterSampler stores with each sample
     for i, wh in enumerate((120, 140)):
-        rig.tm.tell(TransactionDataSampled(1, local_id, freeze(
-            {"timestamp": f"2025-02-03T04:06:0{i}.000Z",
-             "sampledValue": [{"value": str(wh), "context": "Sample.Periodic", "format": "Raw",
-                               "measurand": "Energy.Active.Import.Register", "location": "Outlet", "unit": "Wh"}]})))
+        value = {"timestamp": f"2025-02-03T04:06:0{i}.000Z",
+                 "sampledValue": [{"value": str(wh), "context": "Sample.Periodic", "format": "Raw",
+                                   "measurand": "Energy.Active.Import.Register", "location": "Outlet", "unit": "Wh"}]}
+        assert queue_meter_values(conn, local_id, None, value)
+        rig.tm.tell(TransactionDataSampled(1, local_id, freeze(value)))
+    conn.close()
     rig.settle()
     rig.tm.stop()  # a crash: nothing more is written
     again = Rig(tmp_path / "station.db", StopTxnSampledData="Energy.Active.Import.Register")

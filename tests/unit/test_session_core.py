@@ -20,9 +20,9 @@ from actors.sessions.core import HANDLERS, SessionCore
 from actors.sessions.actor import TransactionManager
 from actors.infra.clock import format_time
 from actors.metering.meterdata import ENERGY
-from actors.sessions.effects import (CancelTimer, Publish, RecordMeter, RecordStart, RecordStop, RecordTransactionData,
+from actors.sessions.effects import (CancelTimer, Publish, RecordMeter, RecordStart, RecordStop,
                                      Reply, StartTimer, Tell)
-from actors.sessions.transactions import MAX_TRANSACTION_DATA
+from actors.sessions.book import MAX_TRANSACTION_DATA
 from messages.events import (AuthorizeTag, CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
                              ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, MeterReading, MeterSampled,
                              PlugConnected, PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus,
@@ -239,13 +239,15 @@ def test_an_interrupted_transaction_stops_no_earlier_and_no_lower_than_what_it_r
     assert (stop.at, stop.meter_stop_wh) == (last + timedelta(seconds=9), 160)
 
 
-def test_transaction_data_is_recorded_for_a_crash_as_it_comes():
+def test_transaction_data_comes_with_the_stop_of_its_own_transaction_only():
+    """The MeterSampler has stored each value (with its MeterValues); the core keeps its copy for the stop."""
     core = Core(StopTxnSampledData=ENERGY)
     local_id = core.start()
     value = {"timestamp": "t", "sampledValue": []}
-    assert core(TransactionDataSampled(1, local_id, freeze(value))) == \
-        [RecordTransactionData(local_id, value, MAX_TRANSACTION_DATA)]
-    assert core(TransactionDataSampled(1, local_id + 1, freeze(value))) == []  # not this transaction's
+    assert core(TransactionDataSampled(1, local_id, freeze(value))) == []
+    assert core(TransactionDataSampled(1, local_id + 1, freeze({"timestamp": "u", "sampledValue": []}))) == []
+    stop = next(e for e in core(PlugDisconnected(1)) if isinstance(e, RecordStop))
+    assert [d["timestamp"] for d in stop.transaction_data][1:-1] == ["t"]
 
 
 def test_local_transaction_ids_count_on_from_the_books_last_one():

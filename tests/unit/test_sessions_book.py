@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from actors.infra import store
-from actors.sessions.book import TransactionBook
+from actors.metering.book import queue_meter_values
+from actors.sessions.book import TransactionBook, keep_transaction_data
 from actors.txqueue.book import enqueue
 
 pytestmark = pytest.mark.timeout(20)
@@ -38,13 +39,26 @@ def commits(db, action) -> int:
     return sum(1 for s in statements if s.strip().upper() == "COMMIT")
 
 
-def test_each_transaction_data_value_is_one_commit_and_is_found_after_a_crash(db):
+def test_a_sample_and_its_transaction_data_value_are_one_commit_and_are_found_after_a_crash(db):
+    """The MeterValues the CSMS may already have seen and the StopTxn*Data value of the same instant are
+    committed together: a crash between them could leave the PowerLoss stop without a sample the CSMS has."""
     book = TransactionBook(db)
     book.begin(1, 1, "TAG1", 100, START)
     for i in range(3):
-        assert commits(db, lambda: book.add_transaction_data(1, sample(i), keep=100)) == 1
+        payload = {"connectorId": 1, "meterValue": [sample(i)]} if i != 1 else None  # stop data only
+        assert commits(db, lambda: queue_meter_values(db, 1, payload, sample(i))) == 1
     [tx] = TransactionBook(db).interrupted()
     assert tx.transaction_data == (sample(0), sample(1), sample(2))
+    assert len(tx.meter_values) == 2
+
+
+def test_a_sample_of_a_stopped_transaction_keeps_nothing(db):
+    book = TransactionBook(db)
+    book.begin(1, 1, "TAG1", 100, START)
+    book.stop(1, None, 150, START, "Local", [])
+    assert queue_meter_values(db, 1, {"connectorId": 1, "meterValue": [sample(1)]}, sample(1)) is False
+    assert db.execute("SELECT COUNT(*) FROM transaction_data").fetchone() == (0,)
+    assert db.execute("SELECT COUNT(*) FROM tx_queue WHERE action='MeterValues'").fetchone() == (0,)
 
 
 def test_past_keep_values_every_other_one_goes_as_in_the_core(db):
@@ -52,7 +66,8 @@ def test_past_keep_values_every_other_one_goes_as_in_the_core(db):
     book.begin(1, 1, "TAG1", 100, START)
     kept = []
     for i in range(9):
-        assert commits(db, lambda: book.add_transaction_data(1, sample(i), keep=4)) == 1
+        with store.Transaction(db):
+            keep_transaction_data(db, 1, sample(i), keep=4)
         kept.append(sample(i))
         if len(kept) > 4:
             del kept[1::2]  # what transactions.transaction_data_sampled does with its copy
@@ -64,8 +79,8 @@ def test_the_values_go_with_the_stop_and_belong_to_their_transaction(db):
     book = TransactionBook(db)
     book.begin(1, 1, "TAG1", 100, START)
     book.begin(2, 2, "TAG2", 100, START)
-    book.add_transaction_data(1, sample(1), keep=100)
-    book.add_transaction_data(2, sample(2), keep=100)
+    queue_meter_values(db, 1, None, sample(1))
+    queue_meter_values(db, 2, None, sample(2))
     book.stop(1, None, 150, START, "Local", [sample(1)])
     assert db.execute("SELECT local_id FROM transaction_data").fetchall() == [(2,)]
     assert [(tx.local_id, tx.transaction_data) for tx in book.interrupted()] == [(2, (sample(2),))]
