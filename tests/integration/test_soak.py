@@ -103,11 +103,6 @@ def test_a_restarted_station_stamping_before_the_last_known_time_fails():
     assert _kinds(_judge(calls, row, kills=[kill])) == {"timestamp before the last known time"}
 
 
-@pytest.mark.skip(reason="issue 10: station bugs the soak found (scripts/soak --seed 1): (1) after a restart that "
-                         "stopped an interrupted transaction with PowerLoss the connector reports Available, yet a "
-                         "plug-in goes to Finishing and RemoteStartTransaction is Rejected; (2) that PowerLoss "
-                         "StopTransaction is stamped before the transaction's last MeterValues; (3) rarely, a "
-                         "MeterValues sampled as the session stops is queued after its StopTransaction")
 @pytest.mark.timeout(300)
 def test_a_100_kill_soak_loses_duplicates_and_invents_nothing(tmp_path):
     run = subprocess.run([sys.executable, str(REPO / "scripts" / "soak.py"), "--kills", "100", "--seed", "1",
