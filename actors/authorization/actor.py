@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 class Authorization(StationActor):
     handles = (ClearCache,)
-    subscribes = (AuthorizeTag, IdTagInfoReceived, CsmsOnline, ConfigurationChanged)
+    subscribes = (AuthorizeTag, IdTagInfoReceived, CsmsOnline)
+    watches = ("LocalPreAuthorize", "LocalAuthorizeOffline", "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled")
     emits = (SendCall,)
 
     def __init__(self, db_path: str, config: Any, clock: StationClock):

@@ -34,7 +34,8 @@ RETRY_MIN_S, RETRY_MAX_S = 10, 600  # when the CSMS gives no usable interval
 
 
 class BootNotifier(StationActor):
-    subscribes = (LinkUp, LinkDown, ConfigurationChanged)
+    subscribes = (LinkUp, LinkDown)
+    watches = ("HeartbeatInterval",)
     emits = (SendCall, CsmsOnline, RegistrationStatusChanged, SetConfigurationValue)
 
     def __init__(self, db_path: str, station: StationSettings, clock: StationClock, heartbeat_interval_s: int,

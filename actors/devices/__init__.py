@@ -13,6 +13,6 @@ def start(station):
     poll_s = float(meter.get("poll_interval_s", 1.0))
     fault_after = max(1, round(float(meter.get("fault_after_s", 3.0)) / poll_s))
     return [(RfidListener, RfidListener.start(drivers["rfid"])),
-            (MeterDevice, MeterDevice.start(drivers["meter"], s.station.connectors, station.config, poll_s, fault_after,
+            (MeterDevice, MeterDevice.start(drivers["meter"], s.station.connectors, station.config_for(MeterDevice), poll_s, fault_after,
                                             scheduler=station.scheduler)),
             (EvseDevice, EvseDevice.start(drivers["evse"]))]

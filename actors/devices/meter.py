@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class MeterDevice(StationActor):
-    subscribes = (ConfigurationChanged,)
+    watches = ("MeterValuesSampledData", "MeterValuesAlignedData", "StopTxnSampledData", "StopTxnAlignedData")
     emits = (MeterSampled, ConnectorFaultChanged)
     stop_rank = 2
 

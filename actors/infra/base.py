@@ -8,6 +8,9 @@ Wiring is declared on the class, not kept by hand in the station:
 - `handles`: the CSMS requests (classes from `messages.requests`) the link routes to this actor;
 - `subscribes`: the message types other actors publish that this actor takes;
 - `emits`: the message types this actor publishes (the station checks each has a subscriber);
+- `watches`: the configuration keys it follows: it is told ConfigurationChanged of those keys only
+  (a change wakes only the actors it concerns) and its feature's `start` gives it only their values
+  (`StationContext.config_for`), so a key read but not watched fails at once instead of going stale;
 - `stop_rank`: 0 stops first (the link: no new requests), devices last.
 The station sends `Wired(routes)` once every actor runs; `publish(message)` then tells every actor
 subscribed to the message's type. Subclasses implement `receive(message)` and may extend
@@ -24,7 +27,7 @@ import pykka
 
 from actors.infra import store
 from actors.infra.ticker import Scheduler, Ticker
-from messages.events import HealthCheck, Wired
+from messages.events import ConfigurationChanged, HealthCheck, Wired
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class StationActor(pykka.ThreadingActor):
     handles: ClassVar[tuple[type, ...]] = ()
     subscribes: ClassVar[tuple[type, ...]] = ()
     emits: ClassVar[tuple[type, ...]] = ()
+    watches: ClassVar[tuple[str, ...]] = ()
     stop_rank: ClassVar[int] = 1
 
     def __init__(self, db_path: str | None = None, scheduler: Scheduler | None = None):
@@ -66,8 +70,9 @@ class StationActor(pykka.ThreadingActor):
         return self.receive(message)
 
     def publish(self, message: Any) -> None:
-        """Tell `message` to every actor subscribed to its type (none before Wired)."""
-        for ref in self._routes.get(type(message), ()):
+        """Tell `message` to every actor subscribed to its type, or watching its key (none before Wired)."""
+        route = (ConfigurationChanged, message.key) if isinstance(message, ConfigurationChanged) else type(message)
+        for ref in self._routes.get(route, ()):
             try:
                 ref.tell(message)
             except pykka.ActorDeadError:

@@ -24,3 +24,7 @@ class StationContext:
     drivers: Mapping[str, Any]  # "evse" | "meter" | "rfid" -> the HAL driver
     configuration_view: Any  # the GetConfiguration snapshot the link answers from
     request_exit: Callable[[int], None]
+
+    def config_for(self, actor_class: type) -> dict[str, Any]:
+        """The start values of the keys `actor_class` watches, and only those (see StationActor.watches)."""
+        return {key: self.config[key] for key in actor_class.watches}

@@ -42,7 +42,8 @@ frames = logging.getLogger("ocpp.frames")
 
 
 class Link(StationActor):
-    subscribes = (SendCall, CsmsOnline, RegistrationStatusChanged, ConfigurationChanged)
+    subscribes = (SendCall, CsmsOnline, RegistrationStatusChanged)
+    watches = ("MessageTimeout", "WebSocketPingInterval")
     emits = (LinkUp, LinkDown)
     stop_rank = 0  # first: no new requests while the others stop
     def __init__(self, csms: CsmsSettings, cp_id: str, message_timeout_s: float = 30.0, ping_interval_s: float = 60.0,

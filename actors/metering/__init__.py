@@ -6,4 +6,4 @@ from __future__ import annotations
 def start(station):
     """Start this feature's actors (imported here, so importing the package stays light)."""
     from actors.metering.actor import MeterSampler
-    return [(MeterSampler, MeterSampler.start(station.db_path, station.config, station.clock, station.scheduler))]
+    return [(MeterSampler, MeterSampler.start(station.db_path, station.config_for(MeterSampler), station.clock, station.scheduler))]

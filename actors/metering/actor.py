@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 
 class MeterSampler(StationActor):
-    subscribes = (MeterSampled, TransactionBegan, TransactionEnded, ConfigurationChanged)
+    subscribes = (MeterSampled, TransactionBegan, TransactionEnded)
+    watches = ("MeterValueSampleInterval", "ClockAlignedDataInterval", "MeterValuesSampledData",
+               "MeterValuesAlignedData", "StopTxnSampledData", "StopTxnAlignedData")
     emits = (TransactionDataSampled, SendCall, TransactionMessagesQueued)
 
     def __init__(self, db_path: str, config: Any, clock: StationClock, scheduler: Scheduler | None = None):

@@ -7,5 +7,5 @@ def start(station):
     """Start this feature's actors (imported here, so importing the package stays light)."""
     from actors.sessions.actor import TransactionManager
     s = station.settings.station
-    return [(TransactionManager, TransactionManager.start(station.db_path, s.connectors, s.fixed_cable, station.config,
+    return [(TransactionManager, TransactionManager.start(station.db_path, s.connectors, s.fixed_cable, station.config_for(TransactionManager),
                                                           station.clock, station.scheduler, s.backup_power))]

@@ -46,8 +46,10 @@ TICKS = (ConnectionTimeoutDue, UnlockDeadlineDue, RemoteStopDeadlineDue)
 class TransactionManager(StationActor):
     handles = (RemoteStartTransaction, RemoteStopTransaction, UnlockConnector, ChangeAvailability)
     subscribes = (PlugConnected, PlugDisconnected, CableDetached, EvDrawChanged, ConnectorFaultChanged, CardPresented,
-                  MeterSampled, MainsPowerChanged, TransactionIdAssigned, TransactionDataSampled, StopAllTransactions,
-                  ConfigurationChanged)
+                  MeterSampled, MainsPowerChanged, TransactionIdAssigned, TransactionDataSampled, StopAllTransactions)
+    watches = ("AuthorizeRemoteTxRequests", "ConnectionTimeOut", "MaxEnergyOnInvalidId", "StopTransactionOnEVSideDisconnect",
+               "StopTransactionOnInvalidId", "UnlockConnectorOnEVSideDisconnect", "StopTxnSampledData",
+               "StopTxnAlignedData")
     emits = (SetContactor, SetConnectorLock, ShowStatus, ConnectorStatusChanged, TransactionBegan, TransactionEnded,
              TransactionMessagesQueued, AuthorizeTag, ShutDown)
 

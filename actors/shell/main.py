@@ -81,7 +81,7 @@ class Station:
         self.actors = []
         for feature in features.FEATURES:
             self.actors += importlib.import_module(f"actors.{feature}").start(context)
-        self.wiring = wiring.build(self.actors)
+        self.wiring = wiring.build(self.actors, specs)
         for _, ref in self.actors:
             ref.tell(Wired(self.wiring.routes))
         link = next(ref for cls, ref in self.actors if cls is Link)

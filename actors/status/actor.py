@@ -34,7 +34,8 @@ SETTLE_S = {"SuspendedEV": 0.5}
 
 
 class StatusDebouncer(StationActor):
-    subscribes = (ConnectorStatusChanged, CsmsOnline, ConfigurationChanged, FlushStatus)
+    subscribes = (ConnectorStatusChanged, CsmsOnline, FlushStatus)
+    watches = ("MinimumStatusDuration",)
     emits = (SendCall,)
 
     def __init__(self, minimum_status_duration_s: int, scheduler: Scheduler | None = None):

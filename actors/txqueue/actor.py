@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 class TransactionMessageQueue(StationActor):
-    subscribes = (TransactionMessagesQueued, CsmsOnline, ConfigurationChanged, NotifyWhenDrained)
+    subscribes = (TransactionMessagesQueued, CsmsOnline, NotifyWhenDrained)
+    watches = ("TransactionMessageAttempts", "TransactionMessageRetryInterval")
     emits = (SendCall, TransactionIdAssigned, IdTagInfoReceived)
 
     def __init__(self, db_path: str, config: Any, max_messages: int, scheduler: Scheduler | None = None):

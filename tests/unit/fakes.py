@@ -24,7 +24,8 @@ import pykka
 
 from actors.link.connection import NotConnected
 from hal import ConnectorHardwareState, HalError
-from messages.events import CardPresented, HealthCheck, MeterReading, SampledValue, Wired
+from actors.configuration import registry as keyreg
+from messages.events import CardPresented, ConfigurationChanged, HealthCheck, MeterReading, SampledValue, Wired
 from messages.frozen import FrozenDict, thaw
 from messages.requests import REQUESTS
 
@@ -35,6 +36,15 @@ STALL_LIMIT_S = 15.0  # a stalled fake gives up by itself, so a failing test can
 # --- wiring and requests --------------------------------------------------------------------------
 
 
+def _routes_of(message_type: type) -> list:
+    """The route keys of a type: ConfigurationChanged is routed per key (see StationActor.watches), and a
+    probe standing for its subscribers watches every key."""
+    if message_type is ConfigurationChanged:
+        keys = set(keyreg.registry(2, False)) | set(keyreg.registry(2, True))
+        return [(ConfigurationChanged, key) for key in sorted(keys)]
+    return [message_type]
+
+
 def wire(ref: pykka.ActorRef, routes: dict) -> None:
     """Send the actor its Wired: `routes` maps a message type (or a tuple of types) to a Probe (or
     a list of Probes) that stands for the actors subscribed to it."""
@@ -42,7 +52,8 @@ def wire(ref: pykka.ActorRef, routes: dict) -> None:
     for types, probes in routes.items():
         probes = probes if isinstance(probes, (list, tuple)) else [probes]
         for t in types if isinstance(types, tuple) else (types,):
-            flat[t] = tuple(p.ref for p in probes)
+            for route in _routes_of(t):
+                flat[route] = tuple(p.ref for p in probes)
     ref.tell(Wired(FrozenDict._wrap(flat)))
 
 
@@ -58,7 +69,8 @@ def wire_refs(ref: pykka.ActorRef, routes: dict) -> None:
         targets = targets if isinstance(targets, (list, tuple)) else [targets]
         refs = tuple(t.ref if isinstance(t, Probe) else t for t in targets)
         for t in types if isinstance(types, tuple) else (types,):
-            flat[t] = refs
+            for route in _routes_of(t):
+                flat[route] = refs
     ref.tell(Wired(FrozenDict._wrap(flat)))
 
 
