@@ -99,7 +99,7 @@ class RemoteStopTransaction(CsmsRequest):
 
 @dataclass(frozen=True, kw_only=True)
 class UnlockConnector(CsmsRequest):
-    """OCPP 1.6 §5.17."""
+    """OCPP 1.6 §5.18."""
 
     ACTION: ClassVar[str] = "UnlockConnector"
     connector_id: int
@@ -155,3 +155,75 @@ class DataTransfer(CsmsRequest):
     def from_payload(cls, unique_id, reply_to, payload):
         return cls(unique_id=unique_id, reply_to=reply_to, vendor_id=payload["vendorId"],
                    message_id=payload.get("messageId"), data=payload.get("data"))
+
+
+# --- Remote Trigger, Local Authorization List, Reservation profiles ---------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerMessage(CsmsRequest):
+    """OCPP 1.6 §5.17; `connector_id` None: the whole station (or every connector, for the message)."""
+
+    ACTION: ClassVar[str] = "TriggerMessage"
+    requested_message: str  # BootNotification | DiagnosticsStatusNotification | FirmwareStatusNotification | ...
+    connector_id: int | None = None
+
+    @classmethod
+    def from_payload(cls, unique_id, reply_to, payload):
+        return cls(unique_id=unique_id, reply_to=reply_to, requested_message=payload["requestedMessage"],
+                   connector_id=payload.get("connectorId"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetLocalListVersion(CsmsRequest):
+    """OCPP 1.6 §5.10."""
+
+    ACTION: ClassVar[str] = "GetLocalListVersion"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendLocalList(CsmsRequest):
+    """OCPP 1.6 §5.15. `entries`: (idTag, frozen IdTagInfo or None) pairs in the order sent; an entry
+    without IdTagInfo removes its idTag in a Differential update."""
+
+    ACTION: ClassVar[str] = "SendLocalList"
+    list_version: int
+    full: bool  # updateType Full (True) or Differential (False)
+    entries: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def from_payload(cls, unique_id, reply_to, payload):
+        entries = tuple((e["idTag"], freeze(e.get("idTagInfo"))) for e in payload.get("localAuthorizationList") or ())
+        return cls(unique_id=unique_id, reply_to=reply_to, list_version=payload["listVersion"],
+                   full=payload["updateType"] == "Full", entries=entries)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReserveNow(CsmsRequest):
+    """OCPP 1.6 §5.13; connector 0: any connector (ReserveConnectorZeroSupported). `expiry_date` is
+    the schema-checked dateTime text (parse with actors.infra.clock.parse_time)."""
+
+    ACTION: ClassVar[str] = "ReserveNow"
+    connector_id: int
+    expiry_date: str
+    id_tag: str
+    reservation_id: int
+    parent_id_tag: str | None = None
+
+    @classmethod
+    def from_payload(cls, unique_id, reply_to, payload):
+        return cls(unique_id=unique_id, reply_to=reply_to, connector_id=payload["connectorId"],
+                   expiry_date=payload["expiryDate"], id_tag=payload["idTag"],
+                   reservation_id=payload["reservationId"], parent_id_tag=payload.get("parentIdTag"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelReservation(CsmsRequest):
+    """OCPP 1.6 §5.1."""
+
+    ACTION: ClassVar[str] = "CancelReservation"
+    reservation_id: int
+
+    @classmethod
+    def from_payload(cls, unique_id, reply_to, payload):
+        return cls(unique_id=unique_id, reply_to=reply_to, reservation_id=payload["reservationId"])

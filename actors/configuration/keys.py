@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from actors import features
 from actors.configuration.registry import KeySpec
 
 
 def keys(connectors: int, fixed_cable: bool) -> list[KeySpec]:
     return [
         KeySpec("GetConfigurationMaxKeys", "int", 100, readonly=True, minimum=1, maximum=1000),
-        KeySpec("SupportedFeatureProfiles", "csl", "Core", readonly=True),
+        KeySpec("SupportedFeatureProfiles", "csl", ",".join(features.profiles()), readonly=True),
     ]

@@ -300,3 +300,16 @@ def test_get_configuration_max_keys_may_be_set_by_the_operator_but_not_to_zero()
     assert keys.from_toml("GetConfigurationMaxKeys", 1, 1) == 1
     with pytest.raises(KeyError_):
         keys.from_toml("GetConfigurationMaxKeys", 0, 1)
+
+
+def test_supported_feature_profiles_names_core_and_what_the_features_declare(monkeypatch):
+    from actors import features
+    import actors.metering
+    assert keys.registry(1, False)["SupportedFeatureProfiles"].default == ",".join(features.profiles())
+    assert features.profiles()[0] == "Core"
+    monkeypatch.setattr(actors.metering, "PROFILES", ("RemoteTrigger", "Reservation"), raising=False)
+    assert features.profiles()[1:] == tuple(p for p in ("Reservation", "RemoteTrigger") if p in features.profiles())
+    assert keys.registry(1, False)["SupportedFeatureProfiles"].default.endswith("Reservation,RemoteTrigger")
+    monkeypatch.setattr(actors.metering, "PROFILES", ("Billing",), raising=False)
+    with pytest.raises(ValueError, match="Billing"):
+        features.profiles()
