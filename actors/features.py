@@ -22,6 +22,7 @@ FEATURES: tuple[str, ...] = (
     "status",
     "configuration",
     "data_transfer",
+    "trigger",
     "reset",
     "sessions",
     "authorization",

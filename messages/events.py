@@ -131,7 +131,8 @@ class SendCall:
     """Send a CALL to the CSMS. The answer returns to `reply_to` as CallAnswered or CallFailed.
 
     `unique_id` is given for a re-sent transaction message, which keeps its id
-    (OCPP-J errata 2025-04 §3.1). `before_boot` lets BootNotification out while not Accepted.
+    (OCPP-J errata 2025-04 §3.1). `before_boot` lets BootNotification, and what a TriggerMessage
+    asked for, out while not Accepted (OCPP 1.6 §4.2).
     """
 
     action: str
@@ -442,3 +443,33 @@ class DataTransferFailed:
     tag: Any
     reason: str
     detail: str = ""
+
+
+# --- Remote Trigger (OCPP 1.6 §5.17) ---------------------------------------------------------------
+# The RemoteTrigger actor answers TriggerMessage, then tells the owner of the requested message to send
+# it now. A triggered CALL goes out even while the BootNotification is Pending (SendCall.before_boot):
+# §4.2 allows exactly those.
+
+
+@dataclass(frozen=True)
+class BootNotificationTriggered:
+    """Send BootNotification now (only asked while it is not Accepted: errata 3.35/3.40)."""
+
+
+@dataclass(frozen=True)
+class HeartbeatTriggered:
+    """Send a Heartbeat now."""
+
+
+@dataclass(frozen=True)
+class StatusNotificationTriggered:
+    """Send the current status of `connector` now, or of connector 0 and every connector (None)."""
+
+    connector: int | None = None
+
+
+@dataclass(frozen=True)
+class MeterValuesTriggered:
+    """Send MeterValues (context Trigger) of `connector` now, or of every connector (None)."""
+
+    connector: int | None = None

@@ -1,7 +1,8 @@
 """BootNotifier: registration with the CSMS and the heartbeat (OCPP 1.6 §4.2, §4.6).
 
 Takes: LinkUp / LinkDown, CallAnswered / CallFailed for BootNotification and Heartbeat,
-ConfigurationChanged(HeartbeatInterval), BootRetryDue / HeartbeatDue.
+ConfigurationChanged(HeartbeatInterval), BootRetryDue / HeartbeatDue, BootNotificationTriggered /
+HeartbeatTriggered (TriggerMessage: send it now; while Pending too, OCPP 1.6 §4.2, §5.17).
 Emits: SendCall(BootNotification, before_boot) and SendCall(Heartbeat); CsmsOnline, the one
 event that says the CSMS is reachable and has Accepted this station (the link sends no other
 CALL until then); RegistrationStatusChanged (the link answers nothing while Rejected); SetConfigurationValue(HeartbeatInterval); sets the StationClock from
@@ -23,8 +24,9 @@ from actors.infra import store
 from actors.infra.clock import StationClock, format_time, parse_time
 from actors.shell.settings import StationSettings
 from actors.infra.ticker import Scheduler
-from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline, LinkDown, LinkUp,
-                             RegistrationStatusChanged, SendCall, SetConfigurationValue)
+from messages.events import (BootNotificationTriggered, CallAnswered, CallFailed, ConfigurationChanged, CsmsOnline,
+                             HeartbeatTriggered, LinkDown, LinkUp, RegistrationStatusChanged, SendCall,
+                             SetConfigurationValue)
 from messages.frozen import freeze
 from messages.ticks import BootRetryDue, HeartbeatDue
 
@@ -34,7 +36,7 @@ RETRY_MIN_S, RETRY_MAX_S = 10, 600  # when the CSMS gives no usable interval
 
 
 class BootNotifier(StationActor):
-    subscribes = (LinkUp, LinkDown)
+    subscribes = (LinkUp, LinkDown, BootNotificationTriggered, HeartbeatTriggered)
     watches = ("HeartbeatInterval",)
     emits = (SendCall, CsmsOnline, RegistrationStatusChanged, SetConfigurationValue)
 
@@ -46,6 +48,9 @@ class BootNotifier(StationActor):
         self._heartbeat_s = heartbeat_interval_s
         self._status = "Unknown"
         self._boot_waiting = False  # a BootNotification in flight or scheduled
+        self._boot_in_flight = False
+        self._boot_retry: int | None = None  # the scheduled BootRetryDue
+        self._boot_triggered = False  # a TriggerMessage asked for one while one was in flight
         self._failures = 0
         self._heartbeat_generation = 0
         self._link_up = False
@@ -62,19 +67,38 @@ class BootNotifier(StationActor):
                 if self._link_up and self._status == "Accepted":
                     self.publish(CsmsOnline(False))
                 self._link_up = False
+            case BootRetryDue() if self._boot_in_flight:
+                pass  # a retry cancelled by a triggered BootNotification, already on its way to us
             case BootRetryDue():
+                self._boot_retry = None
                 self._boot_waiting = False
                 self._send_boot()
+            case BootNotificationTriggered():
+                # Not Accepted yet (RemoteTrigger rejects it after): send now instead of at the retry time,
+                # unless one is already on its way (its answer will do).
+                if self._boot_in_flight:
+                    # Its answer may be on its way to us still (the trigger and the answer come by different
+                    # paths): if it is not Accepted, send again at once rather than at the retry time.
+                    self._boot_triggered = True
+                elif self._status != "Accepted":
+                    self._send_triggered_boot()
+            case HeartbeatTriggered():
+                self.publish(SendCall("Heartbeat", freeze({}), self.actor_ref, "heartbeat", before_boot=True))
             case CallAnswered("BootNotification", payload):
+                self._boot_in_flight = False
                 self._booted(payload)
+                if self._boot_triggered and self._status != "Accepted":
+                    self._send_triggered_boot()
+                self._boot_triggered = False
             case CallFailed("BootNotification", reason, _, _, code):
+                self._boot_in_flight = False
                 self._failures += 1
                 delay = min(RETRY_MAX_S, RETRY_MIN_S * 2 ** min(self._failures - 1, 6))
                 log.warning("BootNotification failed (%s %s): again in %d s", reason, code, delay)
                 if reason == "Disconnected":
                     self._boot_waiting = False  # LinkUp sends it again
                 else:
-                    self._ticker.after(delay, BootRetryDue())
+                    self._boot_retry = self._ticker.after(delay, BootRetryDue())
             case HeartbeatDue(generation) if generation == self._heartbeat_generation:
                 self.publish(SendCall("Heartbeat", freeze({}), self.actor_ref, "heartbeat"))
                 self._schedule_heartbeat()
@@ -93,6 +117,11 @@ class BootNotifier(StationActor):
             case _:
                 self.unexpected(message)
 
+    def _send_triggered_boot(self) -> None:
+        self._ticker.cancel(self._boot_retry)
+        self._boot_retry = None
+        self._send_boot()
+
     def _send_boot(self) -> None:
         s = self._station
         payload = {"chargePointVendor": s.vendor, "chargePointModel": s.model}
@@ -100,7 +129,7 @@ class BootNotifier(StationActor):
             payload["chargePointSerialNumber"] = s.serial_number[:25]
         if s.firmware_version:
             payload["firmwareVersion"] = s.firmware_version[:50]
-        self._boot_waiting = True
+        self._boot_waiting = self._boot_in_flight = True
         self.publish(SendCall("BootNotification", freeze(payload), self.actor_ref, "boot", before_boot=True))
 
     def _booted(self, payload: Any) -> None:
@@ -122,7 +151,7 @@ class BootNotifier(StationActor):
         else:
             if was == "Accepted" and self._link_up:
                 self.publish(CsmsOnline(False))
-            self._ticker.after(interval if interval > 0 else RETRY_MIN_S, BootRetryDue())
+            self._boot_retry = self._ticker.after(interval if interval > 0 else RETRY_MIN_S, BootRetryDue())
 
     def _schedule_heartbeat(self) -> None:
         self._heartbeat_generation += 1

@@ -1,7 +1,8 @@
 """MeterSampler: periodic and clock-aligned MeterValues (OCPP 1.6 §3.16, §4.7, errata 3.13-3.16).
 
 Takes: MeterSampled (latest reading per connector, from the MeterDevice), TransactionBegan /
-TransactionEnded, ConfigurationChanged, SampleDue / ClockAlignedDue.
+TransactionEnded, ConfigurationChanged, SampleDue / ClockAlignedDue, MeterValuesTriggered (TriggerMessage:
+the latest reading now, context Trigger, straight to the link, not into the transaction queue).
 Emits: MeterValues of a transaction into the durable queue (then TransactionMessagesQueued);
 clock-aligned values of an idle connector straight to the link (they are not transaction data).
 
@@ -22,8 +23,8 @@ from actors.infra.clock import StationClock
 from actors.metering.book import queue_meter_values
 from actors.metering.meterdata import ENERGY, measurand_list, meter_value
 from actors.infra.ticker import Scheduler
-from messages.events import (ConfigurationChanged, MeterReading, MeterSampled, SendCall, TransactionBegan,
-                             TransactionDataSampled, TransactionEnded, TransactionMessagesQueued)
+from messages.events import (ConfigurationChanged, MeterReading, MeterSampled, MeterValuesTriggered, SendCall,
+                             TransactionBegan, TransactionDataSampled, TransactionEnded, TransactionMessagesQueued)
 from messages.frozen import freeze
 from messages.ticks import ClockAlignedDue, SampleDue
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 class MeterSampler(StationActor):
-    subscribes = (MeterSampled, TransactionBegan, TransactionEnded)
+    subscribes = (MeterSampled, TransactionBegan, TransactionEnded, MeterValuesTriggered)
     watches = ("MeterValueSampleInterval", "ClockAlignedDataInterval", "MeterValuesSampledData",
                "MeterValuesAlignedData", "StopTxnSampledData", "StopTxnAlignedData")
     emits = (TransactionDataSampled, SendCall, TransactionMessagesQueued)
@@ -59,6 +60,8 @@ class MeterSampler(StationActor):
                     self._ticker.cancel(self._sample_timers.pop(connector, None))
             case SampleDue(connector, n, generation):
                 self._sample(connector, generation, n)
+            case MeterValuesTriggered(connector):
+                self._triggered(connector)
             case ClockAlignedDue(boundary, generation) if generation == self._aligned_generation:
                 self._aligned(boundary)
             case ClockAlignedDue():
@@ -109,6 +112,20 @@ class MeterSampler(StationActor):
         measurands = measurand_list(self._config["MeterValuesSampledData"]) or (ENERGY,)
         self._queue(connector, local_id, "Sample.Periodic", measurands, "StopTxnSampledData", at)
         self._schedule_sample(connector, n + 1)
+
+    def _triggered(self, connector: int | None) -> None:
+        """OCPP 1.6 §5.17: the MeterValuesSampledData measurands of the latest reading, stamped now. Not
+        transaction data (it goes straight to the link, also while the BootNotification is Pending), so it
+        carries no transactionId."""
+        measurands = measurand_list(self._config["MeterValuesSampledData"]) or (ENERGY,)
+        now = self._clock.now()
+        for c in sorted(self._readings) if connector is None else [connector]:
+            reading = self._readings.get(c)
+            mv = meter_value(reading, measurands, "Trigger", now) if reading is not None else None
+            if mv is None:
+                log.info("MeterValues triggered for connector %s: no reading yet, nothing to send", c)
+                continue
+            self.publish(SendCall("MeterValues", freeze({"connectorId": c, "meterValue": [mv]}), before_boot=True))
 
     def _schedule_aligned(self, served: datetime | None = None) -> None:
         """Aim at the next boundary after now, and always after the one just served: a clock set

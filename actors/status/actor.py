@@ -2,7 +2,8 @@
 
 Takes: ConnectorStatusChanged (from the TransactionManager), CsmsOnline,
 ConfigurationChanged(MinimumStatusDuration), StatusReportDue, answers to its StatusNotifications,
-FlushStatus (the station is going down).
+FlushStatus (the station is going down), StatusNotificationTriggered (TriggerMessage: the current
+status now, reported or not, also while the BootNotification is Pending: OCPP 1.6 §4.2, §5.17).
 Emits: SendCall(StatusNotification); StatusFlushed to who asked for the flush.
 
 A status is reported once it has held for MinimumStatusDuration seconds (0 = at once, as the
@@ -21,7 +22,7 @@ from actors.infra.base import StationActor
 from actors.infra.clock import format_time
 from actors.infra.ticker import Scheduler
 from messages.events import (CallAnswered, CallFailed, ConfigurationChanged, ConnectorStatusChanged, CsmsOnline,
-                             FlushStatus, SendCall, StatusFlushed)
+                             FlushStatus, SendCall, StatusFlushed, StatusNotificationTriggered)
 from messages.frozen import freeze
 from messages.ticks import StatusReportDue
 
@@ -34,7 +35,7 @@ SETTLE_S = {"SuspendedEV": 0.5}
 
 
 class StatusDebouncer(StationActor):
-    subscribes = (ConnectorStatusChanged, CsmsOnline, FlushStatus)
+    subscribes = (ConnectorStatusChanged, CsmsOnline, FlushStatus, StatusNotificationTriggered)
     watches = ("MinimumStatusDuration",)
     emits = (SendCall,)
 
@@ -74,6 +75,12 @@ class StatusDebouncer(StationActor):
                 self._report_all()
                 self._flush_waiters.append(reply_to)
                 self._answered(0)
+            case StatusNotificationTriggered(connector):
+                targets = sorted(self._current) if connector is None else [connector]
+                for c in targets:
+                    # The status as it is now, even one still waiting out MinimumStatusDuration.
+                    self._ticker.cancel(self._timers.pop(c, None))
+                    self._report(c, triggered=True)
             case ConfigurationChanged("MinimumStatusDuration", value):
                 self._minimum_s = int(value)
             case ConfigurationChanged():
@@ -108,9 +115,11 @@ class StatusDebouncer(StationActor):
             if connector not in self._timers:
                 self._report(connector)
 
-    def _report(self, connector: int) -> None:
+    def _report(self, connector: int, triggered: bool = False) -> None:
         m = self._current.get(connector)
-        if m is None or not self._online or self._reported.get(connector) == self._key(m):
+        if m is None:
+            return
+        if not triggered and (not self._online or self._reported.get(connector) == self._key(m)):
             return
         payload = {"connectorId": connector, "status": m.status, "errorCode": m.error_code}
         if m.timestamp is not None:
@@ -121,4 +130,4 @@ class StatusDebouncer(StationActor):
             payload["vendorErrorCode"] = m.vendor_error_code[:50]
         self._reported[connector] = self._key(m)
         self._unanswered += 1
-        self.publish(SendCall("StatusNotification", freeze(payload), self.actor_ref, connector))
+        self.publish(SendCall("StatusNotification", freeze(payload), self.actor_ref, connector, before_boot=triggered))

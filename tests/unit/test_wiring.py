@@ -29,13 +29,14 @@ def station_classes() -> list[type]:
 
 def test_the_station_wiring_is_complete_every_emitted_message_has_a_subscriber():
     classes = station_classes()
-    assert len(classes) == 13
+    assert len(classes) == 14
     built = wiring.build([(cls, cls.__name__) for cls in classes])
     assert set(built.routes[SendCall]) == {"Link"}
     assert built.handlers["RemoteStartTransaction"] == "TransactionManager"
     assert built.handlers["Reset"] == "ResetManager"
     assert built.handlers["ClearCache"] == "Authorization"
     assert built.handlers["ChangeConfiguration"] == "Configuration"
+    assert built.handlers["TriggerMessage"] == "RemoteTrigger"
 
 
 def test_every_csms_request_class_has_exactly_one_handler_or_a_reader():
