@@ -3,6 +3,8 @@
 import pytest
 from ocpp.v16 import call
 
+from actors import features
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -22,7 +24,8 @@ def test_get_configuration_without_keys_lists_every_key_with_its_access(csms, ma
         assert required in keys
     assert keys["NumberOfConnectors"]["readonly"] is True and keys["NumberOfConnectors"]["value"] == "1"
     assert keys["HeartbeatInterval"]["readonly"] is False
-    assert keys["SupportedFeatureProfiles"]["value"] == "Core"
+    assert keys["SupportedFeatureProfiles"]["value"] == ",".join(features.profiles())
+    assert keys["SupportedFeatureProfiles"]["value"].split(",")[0] == "Core"
 
 
 def test_unknown_keys_are_listed_as_unknown(csms, make_station):
