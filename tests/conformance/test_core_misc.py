@@ -1,5 +1,6 @@
 """OCTT 1.6 Core, the rest: TC_041 fault behaviour, TC_062 DataTransfer to the station (OCPP 1.6 §4.9,
-§5.6); and the suite's own check that tests/conformance/README.md covers every Core case."""
+§5.6); and the suite's own check that tests/conformance/README.md covers every Core case and every case
+of the optional profiles the station declares."""
 
 import ast
 import re
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 from ocpp.v16 import call
 
+from actors import features
 from tests.conformance.conftest import M, SN, expect_none, expect_sequence, start_fresh
 
 pytestmark = pytest.mark.timeout(90)
@@ -48,12 +50,21 @@ CORE_IDS_2024 = ("001 002 003 004_1 004_2 068 069 005_1 005_2 005_3 007 061 010 
                  "017_1 017_2 018_1 018_2 019 021 070 071 023 024 026 027 028 030 031 032_1 032_2 034 036 037_1 "
                  "037_2 037_3 038 039 040_1 040_2 041 062").split()
 SPLIT_IDS = {"007": ("007_1", "007_2"), "061": ("061_1", "061_2"), "023": ("023_4", "023_5")}
+# The cases of each optional profile (../shared/reference/octt-1.6-cs-cases.md): required in the table once
+# SupportedFeatureProfiles names the profile.
+PROFILE_IDS = {
+    "RemoteTrigger": ("054", "055"),
+    "LocalAuthListManagement": ("042_1", "042_2", "043", "043_1", "043_2", "043_3", "008"),
+    "Reservation": ("046_1", "046_2", "047", "048_1", "048_2", "048_3", "048_4", "049", "050_1", "050_2", "050_3",
+                    "050_4", "051", "052", "053"),
+}
 
 
 def _tests_and_marks() -> dict[str, str | None]:
-    """test_tc_* function in test_core_*.py -> its xfail reason (None: no xfail mark)."""
+    """test_tc_* function in the station's conformance files (not the ocpp-rpc peer's) -> its xfail reason
+    (None: no xfail mark)."""
     found = {}
-    for path in sorted(HERE.glob("test_core_*.py")):
+    for path in sorted(p for p in HERE.glob("test_*.py") if not p.name.startswith("test_ocpp_rpc")):
         tree = ast.parse(path.read_text())
         constants = {}
         for node in tree.body:  # module-level marks, e.g. SOME_BUG = pytest.mark.xfail(...)
@@ -86,6 +97,7 @@ def test_readme_lists_every_core_case_with_its_tests_and_their_xfail_status():
     rows = _readme_rows()
     listed = {r["id"] for r in rows}
     wanted = {f"TC_{i}_CS" for i in CORE_IDS_2024} | {f"TC_{i}_CS" for ids in SPLIT_IDS.values() for i in ids}
+    wanted |= {f"TC_{i}_CS" for profile in features.profiles() for i in PROFILE_IDS.get(profile, ())}
     assert wanted <= listed, f"cases missing from README.md: {sorted(wanted - listed)}"
     covered = set()
     for row in rows:
