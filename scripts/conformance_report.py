@@ -45,15 +45,37 @@ PERFORMANCE = [
 CASE_ID = re.compile(r"TC_\d{3}(?:_\d)?_CS")
 
 
+# The report's profile rows, in OCPP 1.6 order: (name in the README's "### <name>" headings, name in the report).
+PROFILES = [("Core", "Core"), ("Firmware Management", "Firmware Management"),
+            ("Local Authorization List", "Local Auth List Management"), ("Reservation", "Reservation"),
+            ("Smart Charging", "Smart Charging"), ("Remote Trigger", "Remote Trigger")]
+
+
 def read_catalogue(readme: Path) -> list[dict]:
-    """Rows of the README table: | case | also known as | title | tests | status |."""
+    """Rows of the README tables: | case | also known as | title | tests | status |; a row's profile is the
+    "### <profile>" heading above its table (Core before any such heading)."""
     rows = []
+    profile = "Core"
+    names = dict(PROFILES)
     for line in readme.read_text().splitlines():
+        if line.startswith("### ") and line[4:].strip() in names:
+            profile = names[line[4:].strip()]
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) == 5 and CASE_ID.fullmatch(cells[0]):
-            rows.append({"id": cells[0], "aka": cells[1], "title": cells[2],
+            rows.append({"id": cells[0], "aka": cells[1], "title": cells[2], "profile": profile,
                          "tests": re.findall(r"`([^`]+)`", cells[3]), "status_in_readme": cells[4]})
     return rows
+
+
+def summarize(cases: list[dict]) -> dict:
+    counts = {k: sum(c["result"] == k for c in cases) for k in ("pass", "fail", "xfail", "skipped", "not run")}
+    if counts["fail"] or counts["not run"] or counts["skipped"]:
+        overall = "Fail"
+    elif counts["xfail"]:
+        overall = "Not yet (known gaps marked xfail)"
+    else:
+        overall = "Pass"
+    return {"cases": len(cases), **counts, "result": overall}
 
 
 def read_junit(path: Path) -> tuple[list[dict], dict]:
@@ -155,26 +177,22 @@ def build(catalogue: list[dict], results: list[dict], totals: dict, timings: dic
     cases = []
     for row in catalogue:
         tests = [t for name in row["tests"] for t in by_function.get(name, [])]
-        cases.append({"id": row["id"], "aka": row["aka"], "title": row["title"],
+        cases.append({"id": row["id"], "aka": row["aka"], "title": row["title"], "profile": row["profile"],
                       "result": verdict([t["outcome"] for t in tests]),
                       "ocpp_rpc": verdict(rpc[row["id"]]) if row["id"] in rpc else None,
                       "tests": tests})
-    counts = {k: sum(c["result"] == k for c in cases) for k in ("pass", "fail", "xfail", "skipped", "not run")}
-    if counts["fail"] or counts["not run"] or counts["skipped"]:
-        overall = "Fail"
-    elif counts["xfail"]:
-        overall = "Not yet (known gaps marked xfail)"
-    else:
-        overall = "Pass"
+    profiles = {report_name: summarize([c for c in cases if c["profile"] == report_name])
+                for _, report_name in PROFILES if any(c["profile"] == report_name for c in cases)}
     known = {name for row in catalogue for name in row["tests"]}
     others = [r for r in results if r["function"] not in known and "_ocpp_rpc" not in r["test"]]
     return {
-        "report": "OCPP 1.6 conformance test report abstract (OCTT 1.6 Core test cases, automated)",
+        "report": "OCPP 1.6 conformance test report abstract (OCTT 1.6 charge point test cases, automated)",
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "profile": "Core",
+        "profiles": list(profiles),
         "station": station_facts(),
         "run": {"tests": totals["tests"], "time_s": totals["time_s"], "started": totals["timestamp"]},
-        "summary": {"cases": len(cases), **counts, "result": overall},
+        "summary": summarize(cases),
+        "profile_summaries": profiles,
         "cases": cases,
         "other_tests": [{"test": r["test"], "outcome": r["outcome"]} for r in others],
         "ocpp_rpc_tests": [{"test": r["test"], "outcome": r["outcome"]} for r in results if "_ocpp_rpc" in r["test"]],
@@ -183,32 +201,37 @@ def build(catalogue: list[dict], results: list[dict], totals: dict, timings: dic
 
 
 def markdown(report: dict) -> str:
-    s, st = report["summary"], report["station"]
+    st = report["station"]
     lines = [
-        "# OCPP 1.6 test report abstract — Core profile",
+        "# OCPP 1.6 test report abstract — " + ", ".join(report["profiles"]),
         "",
         f"- Station: {st.get('vendor')} {st.get('model')}, firmware {st.get('firmware_version')}"
         f"{', commit ' + st['commit'] if st.get('commit') else ''}",
         f"- Generated {report['generated']}; {report['run']['tests']} tests in {report['run']['time_s']} s",
-        "- Test cases: OCTT 1.6 Core (2024-04 ids and the newer split ids), run by `scripts/conformance`",
+        "- Test cases: OCTT 1.6 (2024-04 ids and the newer split ids), run by `scripts/conformance`",
         "",
         "## Test result summary",
         "",
         "| functionality | result |",
         "|---|---|",
-        f"| Core | {s['result']}: {s['pass']} pass, {s['fail']} fail, {s['xfail']} xfail"
-        f"{', ' + str(s['not run']) + ' not run' if s['not run'] else ''}"
-        f"{', ' + str(s['skipped']) + ' skipped' if s['skipped'] else ''} (of {s['cases']} case ids) |",
-        "| Firmware Management, Smart Charging, Reservation, Local Auth List, Remote Trigger | N/A |",
+    ]
+    for name, ps in report["profile_summaries"].items():
+        lines.append(f"| {name} | {ps['result']}: {ps['pass']} pass, {ps['fail']} fail, {ps['xfail']} xfail"
+                     f"{', ' + str(ps['not run']) + ' not run' if ps['not run'] else ''}"
+                     f"{', ' + str(ps['skipped']) + ' skipped' if ps['skipped'] else ''} (of {ps['cases']} case ids) |")
+    absent = [report_name for _, report_name in PROFILES if report_name not in report["profile_summaries"]]
+    if absent:
+        lines.append(f"| {', '.join(absent)} | N/A |")
+    lines += [
         "",
         "## Test cases",
         "",
-        "| case | title | result | ocpp-rpc CSMS | tests |",
-        "|---|---|---|---|---|",
+        "| case | profile | title | result | ocpp-rpc CSMS | tests |",
+        "|---|---|---|---|---|---|",
     ]
     for c in report["cases"]:
         tests = ", ".join(f"{t['test'].split('::')[-1]} {t['outcome']}" for t in c["tests"]) or "—"
-        lines.append(f"| {c['id']} | {c['title']} | **{c['result']}** | {c['ocpp_rpc'] or '—'} | {tests} |")
+        lines.append(f"| {c['id']} | {c['profile']} | {c['title']} | **{c['result']}** | {c['ocpp_rpc'] or '—'} | {tests} |")
     known = [(c["id"], t) for c in report["cases"] for t in c["tests"] if t["outcome"] in ("xfail", "fail")]
     if known:
         lines += ["", "### Failures and known gaps", ""]
