@@ -1,14 +1,27 @@
-"""The configuration keys authorization owns: the cache and the offline rules (OCPP 1.6 §9.1)."""
+"""The configuration keys authorization owns: the cache and the offline rules (OCPP 1.6 §9.1), and the
+Local Authorization List (§9.2).
+
+The two capacity keys are read-only to the CSMS; the operator may size them in station.toml
+`[configuration]` (they then read back with exactly that value). The defaults take a 50,000-entry
+list in one SendLocalList.
+"""
 
 from __future__ import annotations
 
 from actors.configuration.registry import KeySpec
+
+LOCAL_LIST_CAPACITY = 50_000  # entries: the default of both capacity keys
 
 
 def keys(connectors: int, fixed_cable: bool) -> list[KeySpec]:
     return [
         KeySpec("AllowOfflineTxForUnknownId", "bool", False),
         KeySpec("AuthorizationCacheEnabled", "bool", True),
+        KeySpec("LocalAuthListEnabled", "bool", True),
+        KeySpec("LocalAuthListMaxLength", "int", LOCAL_LIST_CAPACITY, readonly=True, operator_set=True,
+                minimum=1, maximum=1_000_000),
         KeySpec("LocalAuthorizeOffline", "bool", True),
         KeySpec("LocalPreAuthorize", "bool", False),
+        KeySpec("SendLocalListMaxLength", "int", LOCAL_LIST_CAPACITY, readonly=True, operator_set=True,
+                minimum=1, maximum=1_000_000),
     ]

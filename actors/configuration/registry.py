@@ -38,6 +38,7 @@ class KeySpec:
     items: frozenset[str] | None = None  # allowed members of a CSL
     max_items: int | None = None
     max_length: int = 500  # OCPP 1.6 §9: values are CiString500
+    operator_set: bool = False  # read-only to the CSMS, but station.toml [configuration] may set it (a capacity)
 
 
 # The feature packages that own configuration keys, each in `actors/<feature>/keys.py` as
@@ -120,7 +121,7 @@ def from_toml(key: str, value: object, connectors: int, fixed_cable: bool = True
     spec = registry(connectors, fixed_cable).get(key)
     if spec is None:
         raise KeyError_("unknown OCPP configuration key")
-    if spec.readonly and key != "GetConfigurationMaxKeys":
+    if spec.readonly and not spec.operator_set and key != "GetConfigurationMaxKeys":
         raise KeyError_("read-only: the station derives it from its hardware and firmware")
     if spec.kind == "bool":
         if not isinstance(value, bool):

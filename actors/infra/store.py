@@ -11,6 +11,7 @@ its own feature, through that feature's book:
 | `sessions`          | connectors, transactions  | `sessions/book.py`                                       |
 | `txqueue`           | tx_queue, transaction_ids | `txqueue/book.py` (producers append with its `enqueue`)  |
 | `authorization`     | auth_cache                | `authorization/book.py`                                  |
+|                     | local_list(_version)      | `authorization/local_list.py`                            |
 
 Each book's docstring says who writes its tables (meta: BootNotifier `last_time`, Station `boot_count`);
 each feature's `migrations.py` creates them.

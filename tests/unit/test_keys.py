@@ -154,7 +154,7 @@ OWNERS = {
                  "UnlockConnectorOnEVSideDisconnect"},
     "txqueue": {"TransactionMessageAttempts", "TransactionMessageRetryInterval"},
     "authorization": {"AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "LocalAuthorizeOffline",
-                      "LocalPreAuthorize"},
+                      "LocalPreAuthorize", "LocalAuthListEnabled", "LocalAuthListMaxLength", "SendLocalListMaxLength"},
     "metering": {"ClockAlignedDataInterval", "MeterValuesAlignedData", "MeterValuesAlignedDataMaxLength",
                  "MeterValuesSampledData", "MeterValuesSampledDataMaxLength", "MeterValueSampleInterval",
                  "StopTxnAlignedData", "StopTxnAlignedDataMaxLength", "StopTxnSampledData",

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = {"schema_versions", "meta", "configuration", "connectors", "transactions", "tx_queue", "transaction_ids",
-          "auth_cache", "transaction_data"}
+          "auth_cache", "transaction_data", "local_list", "local_list_version"}
 
 # What firmware before per-feature migrations created, literally (its store.MIGRATIONS, user_version 1 and 2).
 # Stations in the field have such databases: never edit this.
