@@ -143,7 +143,7 @@ def load(path: str | Path) -> Settings:
     if ("cert_file" in files) != ("key_file" in files):
         raise SettingsError("csms.cert_file and csms.key_file go together")
     csms = CsmsSettings(cs["url"].rstrip("/"), cs.get("password"), files.get("ca_file"), files.get("cert_file"),
-                        files.get("key_file"), cs.get("max_frame_bytes", 65536),
+                        files.get("key_file"), cs.get("max_frame_bytes", 10 * 1024 * 1024),
                         float(cs.get("reconnect_min_s", 1.0)), float(cs.get("reconnect_max_s", 60.0)))
     if csms.max_frame_bytes < 1024:
         raise SettingsError("csms.max_frame_bytes must be at least 1024")

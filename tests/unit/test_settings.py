@@ -83,7 +83,7 @@ def test_a_minimal_file_gets_the_documented_defaults(tmp_path):
     settings = load(write(tmp_path, minimal()))
     assert settings.station.connectors == 1
     assert settings.station.fixed_cable is True and settings.station.backup_power is False
-    assert settings.csms.max_frame_bytes == 65536
+    assert settings.csms.max_frame_bytes == 10 * 1024 * 1024  # a 50,000-entry SendLocalList fits
     assert (settings.csms.reconnect_min_s, settings.csms.reconnect_max_s) == (1.0, 60.0)
     assert settings.storage_path == tmp_path / "var" / "station.db"
     assert settings.log_level == "INFO"
