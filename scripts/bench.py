@@ -35,7 +35,9 @@ Request kinds, in REQUESTS (the one table of their class and why):
   UnlockConnector         connector 1 of a socket station (fixed_cable = false): waits for the
                           lock motor (the simulated one answers at once)
   TriggerMessage          Heartbeat; measured once the station handles it (a first answer
-                          NotSupported/NotImplemented skips it); the next call waits for the Heartbeat
+                          NotSupported/NotImplemented skips it); the next call waits for the Heartbeat.
+                          Also timed: from the receipt of the answer to the receipt of the Heartbeat
+                          it asked for, target <= 2x the floor's TriggerMessage round trip (p50)
   RemoteStartTransaction  connector 1, cable plugged, AuthorizeRemoteTxRequests = false, so it
   RemoteStopTransaction   starts a transaction; then, once the station knows the CSMS's
                           transactionId, RemoteStop of it; one row each. Between cycles the cable
@@ -104,6 +106,7 @@ STALL_S = 10.0  # each stall command; re-sent every STALL_RESEND_S while a stall
 STALL_RESEND_S = 8.0
 TARGET_P50, TARGET_P99 = 1.5, 2.0  # no durable write: x the floor
 TARGET_DURABLE_P50 = 1.25  # durable: x (floor + one commit)
+TARGET_FOLLOW = 2.0  # TriggerMessage: its answer to the message it asks for, x the floor's round trip (p50)
 RSS_TARGET_MIB = 35.0
 IDLE_CPU_TARGET_PCT = 0.5
 CALL_TIMEOUT_S = 30.0  # no answer to one benchmark CALL within this: the run fails
@@ -273,6 +276,7 @@ class StationCall:
     action: str
     payload: Any
     answer: dict
+    received_ns: int = 0  # perf_counter_ns() of its receipt (the clock of the round trips)
 
 
 class Peer:
@@ -318,7 +322,7 @@ class Peer:
                     answer = _conf(action, csms)
                     await ws.send(dumps([3, msg[1], answer]))
                     self.last_station_call = self.last_frame = time.monotonic()
-                    self.calls.append(StationCall(self.last_frame, action, msg[3], answer))
+                    self.calls.append(StationCall(self.last_frame, action, msg[3], answer, now))
                     self._new_call.set()
                     self._new_call = asyncio.Event()
         except ConnectionClosed:
@@ -495,6 +499,7 @@ class Target:
     fixed_cable: bool = False
     sent: Counter = field(default_factory=Counter)  # calls sent per action, for the alternations
     last_answer: float = 0.0  # time.monotonic()
+    last_answer_ns: int = 0  # perf_counter_ns() of the last answer's receipt
     unsupported: dict[str, str] = field(default_factory=dict)  # action -> the CALLERROR code it got
 
     @property
@@ -543,7 +548,8 @@ class Case:
     series: dict[str, dict[str, Series]] = field(default_factory=dict)  # action -> floor/station/commit
 
     def rows(self, action: str) -> dict[str, Series]:
-        return self.series.setdefault(action, {"floor": Series(), "station": Series(), "commit": Series()})
+        return self.series.setdefault(action, {"floor": Series(), "station": Series(), "commit": Series(),
+                                               "follow": Series()})
 
 
 def payload_for(action: str, k: int, transaction_id: int = 0) -> dict:
@@ -614,6 +620,7 @@ async def call(t: Target, action: str, payload: dict, unique_id: str, record: Se
     since = len(t.peer.calls)
     rtt, sent, msg = await t.peer.call(unique_id, dumps([2, unique_id, action, payload]))
     t.last_answer = time.monotonic()
+    t.last_answer_ns = sent + rtt
     t.sent[action] += 1
     if record is not None:
         record.add(rtt, sent)
@@ -630,10 +637,11 @@ def unsupported(t: Target, action: str, msg: list) -> bool:
     return False
 
 
-async def settle(t: Target, action: str, payload: dict, msg: list, since: int) -> None:
-    """After a station's answer: wait for what the request makes the station send."""
+async def settle(t: Target, action: str, payload: dict, msg: list, since: int) -> int | None:
+    """After a station's answer: wait for what the request makes the station send. For TriggerMessage,
+    returns the ns from the answer's receipt to the triggered message's."""
     if t.floor or msg[0] != 3 or not isinstance(msg[2], dict) or msg[2].get("status") != "Accepted":
-        return
+        return None
     if action == "ChangeAvailability":
         if payload["type"] == "Inoperative":
             await t.peer.wait_call("StatusNotification Unavailable", lambda c: is_status(c, "Unavailable".__eq__),
@@ -642,7 +650,9 @@ async def settle(t: Target, action: str, payload: dict, msg: list, since: int) -
             await t.peer.wait_call("StatusNotification other than Unavailable",
                                    lambda c: is_status(c, "Unavailable".__ne__), since)
     elif action == "TriggerMessage":
-        await t.peer.wait_call("triggered Heartbeat", lambda c: c.action == "Heartbeat", since)
+        beat = await t.peer.wait_call("triggered Heartbeat", lambda c: c.action == "Heartbeat", since)
+        return beat.received_ns - t.last_answer_ns
+    return None
 
 
 async def run_series(case: Case, req: Request, n: int, warmup: int) -> None:
@@ -660,7 +670,9 @@ async def run_series(case: Case, req: Request, n: int, warmup: int) -> None:
         if unsupported(station, req.action, msg):
             del case.series[req.action]
             return
-        await settle(station, req.action, payload, msg, since)
+        follow_ns = await settle(station, req.action, payload, msg, since)
+        if follow_ns is not None and measured:
+            rows["follow"].add(follow_ns, 0)
         if req.cls == DURABLE:
             ns = case.committer.once()
             if measured:
@@ -985,6 +997,8 @@ def case_result(case: Case) -> dict[str, dict]:
         out[action] = {"station": rows["station"].summary(), "floor": rows["floor"].summary()}
         if rows["commit"].samples:
             out[action]["commit"] = summarize(rows["commit"].samples)
+        if rows["follow"].samples:
+            out[action]["follow"] = summarize(rows["follow"].samples)
     return out
 
 
@@ -1199,6 +1213,11 @@ def evaluate(result: dict) -> list[dict]:
                     r["met"] = r["ratio"] <= target
                     checks.append({"what": f"{action}, {label}, {q}", "value": r["ratio"], "target": target,
                                    "met": r["met"]})
+            if "follow" in rows:  # TriggerMessage: the answer, then the message (OCPP 1.6 §5.17)
+                ratio = round(rows["follow"]["p50_us"] / f["p50_us"], 2)
+                rows["follow"]["ratio"] = ratio
+                checks.append({"what": f"{action} answer to its message, {label}, p50 x floor round trip",
+                               "value": ratio, "target": TARGET_FOLLOW, "met": ratio <= TARGET_FOLLOW})
     for key, label in (("station_rss_after_runs_mib", "station VmRSS after its runs (MiB)"),
                        ("station_pty_rss_after_run_mib", "station with the pty meter, VmRSS after its run (MiB)")):
         if result.get(key) is not None:
@@ -1289,6 +1308,11 @@ def table(r: dict) -> str:
                 cells.append(f"{x['ratio']:>5.2f}x  {target:<7} {result:<6}")
             out.append(f"{'  ' + CASES[case]:<{w}}{s['p50_us']:>8.0f}{s['p99_us']:>8.0f}{f['p50_us']:>8.0f}"
                        f"{f['p99_us']:>8.0f}{commit}   {cells[0]}{cells[1]}".rstrip())
+            if "follow" in rows:
+                fo = rows["follow"]
+                out.append(f"{'    answer -> ' + ('Heartbeat' if req.action == 'TriggerMessage' else 'message'):<{w}}"
+                           f"{fo['p50_us']:>8.0f}{fo['p99_us']:>8.0f}{f['p50_us']:>8.0f}{'':>24}"
+                           f"{fo['ratio']:>5.2f}x  <= {TARGET_FOLLOW:g}   {verdict(fo['ratio'] <= TARGET_FOLLOW)}")
             if s["bad_replies"]:
                 out.append(f"    WARNING: {s['bad_replies']} unexpected answers {s['answers']}, e.g. {s['bad_example']}")
     out += ["", "why each request is in its class:"]
