@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+PROFILES = ("LocalAuthListManagement",)  # the Local Authorization List (OCPP 1.6 §3.5.2, §5.10, §5.15)
+
 
 def start(station):
     """Start this feature's actors (imported here, so importing the package stays light)."""

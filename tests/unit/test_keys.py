@@ -313,8 +313,19 @@ def test_supported_feature_profiles_names_core_and_what_the_features_declare(mon
     assert keys.registry(1, False)["SupportedFeatureProfiles"].default == ",".join(features.profiles())
     assert features.profiles()[0] == "Core"
     monkeypatch.setattr(actors.metering, "PROFILES", ("RemoteTrigger", "Reservation"), raising=False)
-    assert features.profiles()[1:] == tuple(p for p in ("Reservation", "RemoteTrigger") if p in features.profiles())
+    assert features.profiles()[1:] == tuple(p for p in ("LocalAuthListManagement", "Reservation", "RemoteTrigger")
+                                            if p in features.profiles())
     assert keys.registry(1, False)["SupportedFeatureProfiles"].default.endswith("Reservation,RemoteTrigger")
     monkeypatch.setattr(actors.metering, "PROFILES", ("Billing",), raising=False)
     with pytest.raises(ValueError, match="Billing"):
         features.profiles()
+
+
+def test_the_local_list_capacity_keys_are_read_only_but_the_operator_may_size_them():
+    specs = keys.registry(1, True)
+    for name in ("LocalAuthListMaxLength", "SendLocalListMaxLength"):
+        assert specs[name].readonly and specs[name].default >= 50_000  # a 50,000-entry list fits
+        assert keys.from_toml(name, 1234, 1) == 1234
+        with pytest.raises(KeyError_):
+            keys.from_toml(name, 0, 1)
+    assert not specs["LocalAuthListEnabled"].readonly
