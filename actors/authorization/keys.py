@@ -3,14 +3,15 @@ Local Authorization List (§9.2).
 
 The two capacity keys are read-only to the CSMS; the operator may size them in station.toml
 `[configuration]` (they then read back with exactly that value). The defaults take a 50,000-entry
-list in one SendLocalList.
+list in one SendLocalList, and leave the list room to grow by Differential updates beyond it.
 """
 
 from __future__ import annotations
 
 from actors.configuration.registry import KeySpec
 
-LOCAL_LIST_CAPACITY = 50_000  # entries: the default of both capacity keys
+SEND_LOCAL_LIST_MAX = 50_000   # entries in one SendLocalList (csms.max_frame_bytes 10 MiB takes them)
+LOCAL_LIST_CAPACITY = 100_000  # entries in the list: a look-up is an index search, its size costs no memory
 
 
 def keys(connectors: int, fixed_cable: bool) -> list[KeySpec]:
@@ -22,6 +23,6 @@ def keys(connectors: int, fixed_cable: bool) -> list[KeySpec]:
                 minimum=1, maximum=1_000_000),
         KeySpec("LocalAuthorizeOffline", "bool", True),
         KeySpec("LocalPreAuthorize", "bool", False),
-        KeySpec("SendLocalListMaxLength", "int", LOCAL_LIST_CAPACITY, readonly=True, operator_set=True,
+        KeySpec("SendLocalListMaxLength", "int", SEND_LOCAL_LIST_MAX, readonly=True, operator_set=True,
                 minimum=1, maximum=1_000_000),
     ]
