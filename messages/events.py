@@ -322,7 +322,7 @@ class AuthorizeTag:
 @dataclass(frozen=True)
 class TagAuthorized:
     """The verdict: `info` is an OCPP IdTagInfo (status, parentIdTag, expiryDate); `source` says
-    where it came from: "csms", "cache", "offline-unknown" or "offline"."""
+    where it came from: "csms", "local-list", "cache", "offline-unknown" or "offline"."""
 
     id_tag: str
     info: Any
