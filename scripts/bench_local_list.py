@@ -105,7 +105,8 @@ def run(full_runs: int, diff_runs: int) -> dict:
                 book = LocalListBook(conn)
                 out["entries"] = book.count()
                 prefix = "T%d" % ((full_runs - 1) % 10)
-                tags = [f"{prefix}{random.randrange(diff_runs * 50, ENTRIES):05d}" for _ in range(10_000)]  # still listed
+                # idTags the Differentials did not remove
+                tags = [f"{prefix}{random.randrange(diff_runs * 50, ENTRIES):05d}" for _ in range(10_000)]
                 times = []
                 for tag in tags:
                     t0 = time.perf_counter_ns()
