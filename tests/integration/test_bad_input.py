@@ -77,7 +77,13 @@ def test_malformed_or_invalid_calls_get_the_matching_call_error(csms, station, f
     _still_serving(csms, since, unique_id)
 
 
-def test_an_oversized_frame_is_answered_without_being_parsed(csms, station):
+def test_an_oversized_frame_is_answered_without_being_parsed(csms, make_station):
+    station = make_station(start=False)
+    text = station.config_path.read_text()
+    assert "# max_frame_bytes = 10485760" in text  # station.toml documents the 10 MiB default there
+    station.config_path.write_text(text.replace("# max_frame_bytes = 10485760", "max_frame_bytes = 65536"))
+    station.start()
+    csms.wait_count("StatusNotification", 2)
     since = _frames(csms)
     csms.send_raw(json.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "A" * 100_000}]))
     reply = csms.next_raw_reply("big")
