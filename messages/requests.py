@@ -196,3 +196,37 @@ class SendLocalList(CsmsRequest):
         entries = tuple((e["idTag"], freeze(e.get("idTagInfo"))) for e in payload.get("localAuthorizationList") or ())
         return cls(unique_id=unique_id, reply_to=reply_to, list_version=payload["listVersion"],
                    full=payload["updateType"] == "Full", entries=entries)
+
+
+# --- Reservation profile ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReserveNow(CsmsRequest):
+    """OCPP 1.6 §5.13; connector 0: any connector (ReserveConnectorZeroSupported). `expiry_date` is
+    the schema-checked dateTime text (parse with actors.infra.clock.parse_time)."""
+
+    ACTION: ClassVar[str] = "ReserveNow"
+    connector_id: int
+    expiry_date: str
+    id_tag: str
+    reservation_id: int
+    parent_id_tag: str | None = None
+
+    @classmethod
+    def from_payload(cls, unique_id, reply_to, payload):
+        return cls(unique_id=unique_id, reply_to=reply_to, connector_id=payload["connectorId"],
+                   expiry_date=payload["expiryDate"], id_tag=payload["idTag"],
+                   reservation_id=payload["reservationId"], parent_id_tag=payload.get("parentIdTag"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelReservation(CsmsRequest):
+    """OCPP 1.6 §5.1."""
+
+    ACTION: ClassVar[str] = "CancelReservation"
+    reservation_id: int
+
+    @classmethod
+    def from_payload(cls, unique_id, reply_to, payload):
+        return cls(unique_id=unique_id, reply_to=reply_to, reservation_id=payload["reservationId"])

@@ -78,6 +78,13 @@ class RemoteStopDeadlineDue:
 
 
 @dataclass(frozen=True)
+class ReservationExpiryDue:
+    """A reservation's expiryDate has come (OCPP 1.6 §5.13): end it, unless it was replaced since."""
+
+    reservation_id: int
+
+
+@dataclass(frozen=True)
 class ResetGraceDue:
     """The transaction message queue had its grace period to drain before the process exits."""
 

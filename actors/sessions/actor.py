@@ -8,10 +8,10 @@ the core orders the effects so, this actor keeps the order.
 
 Takes: hardware events (PlugConnected, PlugDisconnected, CableDetached, EvDrawChanged,
 ConnectorFaultChanged, CardPresented, MeterSampled, MainsPowerChanged), CSMS requests
-(RemoteStartTransaction, RemoteStopTransaction, UnlockConnector, ChangeAvailability),
-TagAuthorized, ConnectorLockResult, TransactionIdAssigned, TransactionDataSampled,
+(RemoteStartTransaction, RemoteStopTransaction, UnlockConnector, ChangeAvailability, ReserveNow,
+CancelReservation), TagAuthorized, ConnectorLockResult, TransactionIdAssigned, TransactionDataSampled,
 StopAllTransactions, ConfigurationChanged, and its own ticks (ConnectionTimeoutDue,
-UnlockDeadlineDue, RemoteStopDeadlineDue).
+UnlockDeadlineDue, RemoteStopDeadlineDue, ReservationExpiryDue).
 Emits: SetContactor / SetConnectorLock / ShowStatus to the EVSE actor, ConnectorStatusChanged to
 the StatusDebouncer, TransactionBegan/Ended to the MeterSampler, AuthorizeTag to the Authorization
 actor, TransactionMessagesQueued to the queue once Start/StopTransaction are committed to it,
@@ -28,34 +28,37 @@ from actors.infra.clock import StationClock
 from actors.infra.ticker import Scheduler
 from actors.sessions.book import TransactionBook
 from actors.sessions.core import SessionCore
-from actors.sessions.effects import (CancelTimer, Effect, Publish, RecordAvailability, RecordMeter, RecordStart,
-                                     RecordStop, Reply, StartTimer, Tell)
+from actors.sessions.effects import (CancelTimer, DropReservation, Effect, Publish, RecordAvailability, RecordMeter,
+                                     RecordReservation, RecordStart, RecordStop, Reply, StartTimer, Tell)
 from messages.events import (AuthorizeTag, CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
                              ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged, MeterSampled, PlugConnected,
                              PlugDisconnected, SetConnectorLock, SetContactor, ShowStatus, ShutDown,
                              StopAllTransactions, TransactionBegan, TransactionDataSampled, TransactionEnded,
                              TransactionIdAssigned, TransactionMessagesQueued)
-from messages.requests import ChangeAvailability, RemoteStartTransaction, RemoteStopTransaction, UnlockConnector
-from messages.ticks import ConnectionTimeoutDue, RemoteStopDeadlineDue, UnlockDeadlineDue
+from messages.requests import (CancelReservation, ChangeAvailability, RemoteStartTransaction, RemoteStopTransaction,
+                               ReserveNow, UnlockConnector)
+from messages.ticks import ConnectionTimeoutDue, RemoteStopDeadlineDue, ReservationExpiryDue, UnlockDeadlineDue
 
 log = logging.getLogger(__name__)
 
-TICKS = (ConnectionTimeoutDue, UnlockDeadlineDue, RemoteStopDeadlineDue)
+TICKS = (ConnectionTimeoutDue, UnlockDeadlineDue, RemoteStopDeadlineDue, ReservationExpiryDue)
 
 
 class TransactionManager(StationActor):
-    handles = (RemoteStartTransaction, RemoteStopTransaction, UnlockConnector, ChangeAvailability)
+    handles = (RemoteStartTransaction, RemoteStopTransaction, UnlockConnector, ChangeAvailability, ReserveNow,
+               CancelReservation)
     subscribes = (PlugConnected, PlugDisconnected, CableDetached, EvDrawChanged, ConnectorFaultChanged, CardPresented,
                   MeterSampled, MainsPowerChanged, TransactionIdAssigned, TransactionDataSampled, StopAllTransactions)
     watches = ("AuthorizeRemoteTxRequests", "ConnectionTimeOut", "MaxEnergyOnInvalidId", "StopTransactionOnEVSideDisconnect",
                "StopTransactionOnInvalidId", "UnlockConnectorOnEVSideDisconnect", "StopTxnSampledData",
-               "StopTxnAlignedData")
+               "StopTxnAlignedData", "ReserveConnectorZeroSupported")
     emits = (SetContactor, SetConnectorLock, ShowStatus, ConnectorStatusChanged, TransactionBegan, TransactionEnded,
              TransactionMessagesQueued, AuthorizeTag, ShutDown)
 
     def __init__(self, db_path: str, connectors: int, fixed_cable: bool, config: Any, clock: StationClock,
-                 scheduler: Scheduler | None = None, backup_power: bool = False):
+                 scheduler: Scheduler | None = None, backup_power: bool = False, reservations: bool = True):
         super().__init__(db_path, scheduler)
+        self._reservations = reservations
         self._connectors = connectors
         self._fixed_cable = fixed_cable
         self._backup_power = backup_power
@@ -66,7 +69,8 @@ class TransactionManager(StationActor):
     def opened(self) -> None:
         self._book = TransactionBook(self._db)
         self._core = SessionCore(self._connectors, self._config, self._clock.now, self.actor_ref, self._fixed_cable,
-                                 self._backup_power, self._book.availability(), self._book.last_local_id())
+                                 self._backup_power, self._book.availability(), self._book.last_local_id(),
+                                 self._book.reservations(), self._reservations)
 
     def wired(self) -> None:
         self._perform(self._core.start(self._book.interrupted()))
@@ -89,14 +93,18 @@ class TransactionManager(StationActor):
                     to.tell(message)
                 case Reply(request, status):
                     request.reply(status=status)
-                case RecordStart(local_id, connector, id_tag, meter_start_wh, at):
-                    self._book.begin(local_id, connector, id_tag, meter_start_wh, at)
+                case RecordStart(local_id, connector, id_tag, meter_start_wh, at, reservation_id):
+                    self._book.begin(local_id, connector, id_tag, meter_start_wh, at, reservation_id)
                 case RecordStop(local_id, id_tag, meter_stop_wh, at, reason, data):
                     self._book.stop(local_id, id_tag, meter_stop_wh, at, reason, list(data))
                 case RecordMeter(local_id, energy_wh, at):
                     self._book.meter(local_id, energy_wh, at)
                 case RecordAvailability(connector, operative):
                     self._book.set_availability(connector, operative)
+                case RecordReservation(reservation):
+                    self._book.reserve(reservation)
+                case DropReservation(reservation_id):
+                    self._book.end_reservation(reservation_id)
                 case StartTimer(tick, seconds):
                     self._ticker.cancel(self._timers.pop(tick, None))
                     self._timers[tick] = self._ticker.after(seconds, tick)

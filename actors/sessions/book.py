@@ -5,7 +5,7 @@ to carry out the session core's Record* effects. Each change is one SQLite trans
 the record and queues its OCPP message together, so a crash can never leave a transaction without
 its StartTransaction or StopTransaction. Local transaction ids are given by the core, counting on
 from `last_local_id()`; they are never reused (the table is AUTOINCREMENT). Tables `connectors`,
-`transactions` and `transaction_data` (created by `actors/sessions/migrations.py`) are written only
+`transactions`, `transaction_data` and `reservations` (created by `actors/sessions/migrations.py`) are written only
 through this module (the MeterSampler keeps a StopTxn*Data value with `keep_transaction_data`, inside the
 commit that queues the sample's MeterValues); it reads the queue's `tx_queue` (the MeterValues still owed for a transaction) when
 it finds a transaction a crash interrupted.
@@ -21,6 +21,7 @@ from datetime import datetime
 
 from actors.infra import store
 from actors.infra.clock import format_time, parse_time
+from actors.sessions.connector import Reservation
 from actors.txqueue.book import enqueue
 
 
@@ -94,16 +95,43 @@ class TransactionBook:
                                " UNION ALL SELECT MAX(local_id) FROM transactions)").fetchone()
         return row[0] or 0
 
-    def begin(self, local_id: int, connector: int, id_tag: str, meter_start_wh: int, at: datetime) -> None:
-        """Record a new transaction and queue its StartTransaction."""
+    def begin(self, local_id: int, connector: int, id_tag: str, meter_start_wh: int, at: datetime,
+              reservation_id: int | None = None) -> None:
+        """Record a new transaction and queue its StartTransaction; the reservation it ends (OCPP 1.6
+        §5.13: its reservationId in the StartTransaction) is deleted in the same commit."""
         stamp = format_time(at)
+        payload: dict = {"connectorId": connector, "idTag": id_tag, "meterStart": meter_start_wh, "timestamp": stamp}
+        if reservation_id is not None:
+            payload["reservationId"] = reservation_id
         with store.Transaction(self._db):
             self._db.execute(
                 "INSERT INTO transactions(local_id, connector, id_tag, started_at, meter_start_wh, last_meter_wh,"
                 " last_meter_at) VALUES(?, ?, ?, ?, ?, ?, ?)",
                 (local_id, connector, id_tag, stamp, meter_start_wh, meter_start_wh, stamp))
-            enqueue(self._db, str(uuid.uuid4()), local_id, "StartTransaction",
-                          {"connectorId": connector, "idTag": id_tag, "meterStart": meter_start_wh, "timestamp": stamp})
+            if reservation_id is not None:
+                self._db.execute("DELETE FROM reservations WHERE reservation_id=?", (reservation_id,))
+            enqueue(self._db, str(uuid.uuid4()), local_id, "StartTransaction", payload)
+
+    def reservations(self) -> list[Reservation]:
+        """The reservations the station holds (OCPP 1.6 §5.13), by reservationId; expired ones included
+        (the session core ends them)."""
+        return [Reservation(r["reservation_id"], r["connector"], r["id_tag"], r["parent_id_tag"],
+                            parse_time(r["expiry_date"]))
+                for r in store.rows(self._db, "SELECT * FROM reservations ORDER BY reservation_id")]
+
+    def reserve(self, reservation: Reservation) -> None:
+        """Keep a reservation; one with the same reservationId is replaced (§5.13)."""
+        with store.Transaction(self._db):
+            self._db.execute(
+                "INSERT INTO reservations(reservation_id, connector, id_tag, parent_id_tag, expiry_date)"
+                " VALUES(?, ?, ?, ?, ?) ON CONFLICT(reservation_id) DO UPDATE SET connector=excluded.connector,"
+                " id_tag=excluded.id_tag, parent_id_tag=excluded.parent_id_tag, expiry_date=excluded.expiry_date",
+                (reservation.reservation_id, reservation.connector, reservation.id_tag, reservation.parent_id_tag,
+                 format_time(reservation.expiry)))
+
+    def end_reservation(self, reservation_id: int) -> None:
+        with store.Transaction(self._db):
+            self._db.execute("DELETE FROM reservations WHERE reservation_id=?", (reservation_id,))
 
     def meter(self, local_id: int, energy_wh: int, at: datetime) -> None:
         """The latest reading: the meterStop if the power goes (autocommit: one small write)."""

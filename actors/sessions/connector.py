@@ -89,6 +89,24 @@ class Session:
     transaction_data: list = field(default_factory=list)  # StopTxn*Data values, for StopTransaction
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """A ReserveNow the station accepted (OCPP 1.6 §5.13); connector 0: any connector of the station."""
+
+    reservation_id: int
+    connector: int
+    id_tag: str
+    parent_id_tag: str | None
+    expiry: datetime
+
+    def admits(self, id_tag: str, parent_id_tag: str | None) -> bool:
+        """§5.13: the reserved idTag, or one whose parentIdTag is the reservation's (idTags are CiString:
+        case-insensitive)."""
+        if id_tag.lower() == self.id_tag.lower():
+            return True
+        return bool(self.parent_id_tag and parent_id_tag and parent_id_tag.lower() == self.parent_id_tag.lower())
+
+
 @dataclass
 class Connector:
     id: int
@@ -108,6 +126,7 @@ class Connector:
     held_for: tuple[str, str | None] | None = None  # (idTag, parentIdTag) a DeAuthorized stop keeps the cable for
     preparing_since: datetime | None = None  # when the connector last became Preparing (ConnectionTimeOut)
     timeout_for: datetime | None = None  # the preparing_since the ConnectionTimeOut timer counts from
+    reservation: Reservation | None = None  # the reservation holding it: its own, or a connector-0 one kept here
 
     @property
     def faulted(self) -> bool:
@@ -177,6 +196,9 @@ STATUS_RULES: tuple[tuple[str, Callable[[Connector], bool]], ...] = (
     # Made Inoperative (ChangeAvailability), or held by a fault of the station as a whole.
     ("Unavailable", lambda c: not c.operative or c.station_blocked),
     ("Finishing", lambda c: c.cable_left_in),
+    # §5.13: held for its reservation until the reserved identity is presented (G2: Preparing once it
+    # is accepted); a cable plugged in or a card being authorized meanwhile does not end that.
+    ("Reserved", lambda c: c.reservation is not None and c.authorized_tag is None and not c.starting),
     ("Preparing", lambda c: c.plugged or c.authorized_tag is not None or c.starting or bool(c.authorizing_tag)),
     ("Available", lambda c: True),
 )
@@ -206,6 +228,9 @@ BEYOND_THE_TABLE: dict[str, str] = {
     "B8": "ChangeAvailability(Inoperative) on a Preparing connector: no transaction to wait for, so Accepted "
           "and Unavailable at once (§5.2); the §4.9 table has no B8. So does a fault of the station as a "
           "whole (connector 0), which holds every connector",
+    "B7": "The reserved identity was presented on a Reserved connector (G2) but no transaction started "
+          "(ConnectionTimeOut without a cable, the cable gone while the lock moved): the reservation stands "
+          "until it is used, expires or is cancelled (§5.13), so the connector is Reserved again",
     "H6": "ChangeAvailability(Operative) after a Scheduled change took effect at the end of a transaction "
           "whose cable is still in, or a fault of the station as a whole cleared while one is: Finishing "
           "again until it is removed",

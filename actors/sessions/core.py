@@ -18,17 +18,18 @@ import logging
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from actors.sessions import identify, requests, transactions
-from actors.sessions.connector import ALLOWED, Connector, shown_fault, station_status
-from actors.sessions.effects import (Effect, Publish, RecordAvailability, RecordMeter, RecordStart, RecordStop,
-                                     Reply, Tell)
+from actors.sessions import identify, requests, reservations, transactions
+from actors.sessions.connector import ALLOWED, Connector, Reservation, shown_fault, station_status
+from actors.sessions.effects import (DropReservation, Effect, Publish, RecordAvailability, RecordMeter,
+                                     RecordReservation, RecordStart, RecordStop, Reply, Tell)
 from actors.sessions.state import SessionState, Unexpected
 from messages.events import (CableDetached, CardPresented, ConfigurationChanged, ConnectorFaultChanged,
                              ConnectorLockResult, ConnectorStatusChanged, EvDrawChanged, MainsPowerChanged,
                              MeterSampled, PlugConnected, PlugDisconnected, ShowStatus, StopAllTransactions,
                              TagAuthorized, TransactionDataSampled, TransactionIdAssigned)
-from messages.requests import ChangeAvailability, RemoteStartTransaction, RemoteStopTransaction, UnlockConnector
-from messages.ticks import ConnectionTimeoutDue, RemoteStopDeadlineDue, UnlockDeadlineDue
+from messages.requests import (CancelReservation, ChangeAvailability, RemoteStartTransaction, RemoteStopTransaction,
+                               ReserveNow, UnlockConnector)
+from messages.ticks import ConnectionTimeoutDue, RemoteStopDeadlineDue, ReservationExpiryDue, UnlockDeadlineDue
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,11 @@ def _configuration_changed(s: SessionState, event: ConfigurationChanged) -> list
     return []
 
 
-DURABLE_WRITES = (RecordStart, RecordStop, RecordMeter, RecordAvailability)
-DURABLE_ANSWERS = (ChangeAvailability,)  # §4.9: the availability answered survives a reboot: committed first
+SESSION_STATUSES = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE"})
+
+DURABLE_WRITES = (RecordStart, RecordStop, RecordMeter, RecordAvailability, RecordReservation, DropReservation)
+# §4.9: the availability answered survives a reboot, and so does a reservation made or cancelled: committed first
+DURABLE_ANSWERS = (ChangeAvailability, ReserveNow, CancelReservation)
 
 HANDLERS: dict[type, Callable[[SessionState, Any], list[Effect]]] = {
     # the hardware
@@ -72,6 +76,9 @@ HANDLERS: dict[type, Callable[[SessionState, Any], list[Effect]]] = {
     UnlockConnector: requests.unlock_connector,
     UnlockDeadlineDue: requests.unlock_deadline,
     ChangeAvailability: requests.change_availability,
+    ReserveNow: reservations.reserve_now,
+    CancelReservation: reservations.cancel_reservation,
+    ReservationExpiryDue: reservations.expiry_due,
     # the rest of the station
     TransactionIdAssigned: _id_assigned,
     TransactionDataSampled: transactions.transaction_data_sampled,
@@ -83,19 +90,22 @@ HANDLERS: dict[type, Callable[[SessionState, Any], list[Effect]]] = {
 class SessionCore:
     def __init__(self, connectors: int, config: Any, now: Callable[[], datetime], me: Any = None,
                  fixed_cable: bool = False, backup_power: bool = False, availability: dict[int, bool] | None = None,
-                 last_local_id: int = 0):
-        """`availability`: connector (0 = station) -> operative, as persisted; `last_local_id`: the book's."""
+                 last_local_id: int = 0, reserved: Iterable[Reservation] = (), accept_reservations: bool = True):
+        """`availability`: connector (0 = station) -> operative, as persisted; `last_local_id` and the
+        reservations (`reserved`): the book's; `accept_reservations`: station.toml `[station] reservations`."""
         availability = dict(availability or {})
         station = availability.get(0, True)
         self.state = SessionState(
             connectors={c: Connector(c, operative=availability.get(c, True) and station)
                         for c in range(1, connectors + 1)},
             config=dict(config), now=now, me=me, fixed_cable=fixed_cable, backup_power=backup_power,
-            station_operative=station, availability=availability, last_local_id=last_local_id)
+            station_operative=station, availability=availability, last_local_id=last_local_id,
+            reservations={r.reservation_id: r for r in reserved}, accept_reservations=accept_reservations)
 
     def start(self, interrupted: Iterable = ()) -> list[Effect]:
-        """Once the station is wired: stop the `interrupted` transactions (the book's), publish every status."""
-        return self._settle(transactions.recover(self.state, interrupted))
+        """Once the station is wired: stop the `interrupted` transactions (the book's), arm the reservations'
+        expiry, publish every status (a reservation restored is Reserved from the first one on)."""
+        return self._settle(transactions.recover(self.state, interrupted) + reservations.restored(self.state))
 
     def handle(self, event: Any) -> list[Effect] | None:
         """The effects of `event`, or None if it is not one for the sessions."""
@@ -113,7 +123,10 @@ class SessionCore:
         station does next needs to wait behind them, and the CSMS hears the answer before the
         StatusNotification it causes. An answer that promises a persisted state (DURABLE_ANSWERS) goes
         right after the writes before it, so it costs one commit and no more. Tells (answers to other
-        actors, e.g. AllTransactionsStopped) come last, once the state they report is recorded."""
+        actors, e.g. AllTransactionsStopped) come last, once the state they report is recorded. Before
+        the statuses are derived, the reservations are kept up (`reservations.upkeep`: expired ones and
+        those of a Faulted or Unavailable connector end; each connector learns the reservation holding it)."""
+        effects = effects + reservations.upkeep(self.state)
         replies = [e for e in effects if isinstance(e, Reply)]
         tells = [e for e in effects if isinstance(e, Tell)]
         rest = [e for e in effects if not isinstance(e, (Reply, Tell))]
@@ -132,15 +145,23 @@ class SessionCore:
             before = s.published.get(connector_id)
             if view == before:
                 continue
+            if before is not None and before[0] == "Reserved" and view[0] in SESSION_STATUSES:
+                # The reserved identity was presented with the cable in and the session started at once
+                # (a fixed cable: no lock to wait for): G2 then B3/B4, the §4.9 table has no G3.
+                out += self._publish(connector_id, ("Preparing", *view[1:4], None))
+                before = s.published[connector_id]
             if before is not None and (before[0], view[0]) not in ALLOWED and before[0] != view[0]:
                 log.warning("connector %s: %s -> %s is not a transition of OCPP 1.6 §4.9", connector_id, before[0],
                             view[0])
-            s.published[connector_id] = view
-            status, error_code, info, vendor_error_code, transaction_id = view
-            out += [Publish(ConnectorStatusChanged(connector_id, status, error_code, info, vendor_error_code,
-                                                   s.now())),
-                    Publish(ShowStatus(connector_id, status, transaction_id))]
+            out += self._publish(connector_id, view)
         return out
+
+    def _publish(self, connector_id: int, view: tuple) -> list[Effect]:
+        self.state.published[connector_id] = view
+        status, error_code, info, vendor_error_code, transaction_id = view
+        return [Publish(ConnectorStatusChanged(connector_id, status, error_code, info, vendor_error_code,
+                                               self.state.now())),
+                Publish(ShowStatus(connector_id, status, transaction_id))]
 
     def _view(self, connector_id: int) -> tuple:
         """What is published of a connector: (status, errorCode, info, vendorErrorCode, transactionId)."""

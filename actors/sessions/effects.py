@@ -1,7 +1,7 @@
 """What the session core asks its actor to do: the core decides, the actor carries these out, in order.
 
 Four kinds: messages to other actors (Publish, Tell), durable writes to the TransactionBook
-(Record*), timers (StartTimer, CancelTimer) and answers to CSMS requests (Reply). The order of a
+(Record*, DropReservation), timers (StartTimer, CancelTimer) and answers to CSMS requests (Reply). The order of a
 list is the order of the world: a RecordStart comes before the Publish(SetContactor(closed=True))
 it allows, and a stop's Publish(SetContactor(closed=False)) before its RecordStop.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Union
 
+from actors.sessions.connector import Reservation
 from messages.requests import CsmsRequest
 
 
@@ -40,13 +41,15 @@ class Reply:
 
 @dataclass(frozen=True)
 class RecordStart:
-    """Record a new transaction and queue its StartTransaction, in one commit."""
+    """Record a new transaction and queue its StartTransaction, in one commit; a reservation it ends
+    (its reservationId goes in the StartTransaction, §5.13) is deleted in the same commit."""
 
     local_id: int
     connector: int
     id_tag: str
     meter_start_wh: int
     at: datetime
+    reservation_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,20 @@ class RecordAvailability:
 
 
 @dataclass(frozen=True)
+class RecordReservation:
+    """A reservation accepted (or one replaced by a ReserveNow with its reservationId), persisted."""
+
+    reservation: Reservation
+
+
+@dataclass(frozen=True)
+class DropReservation:
+    """A reservation ended (cancelled, expired, the connector Faulted or Unavailable), persisted."""
+
+    reservation_id: int
+
+
+@dataclass(frozen=True)
 class StartTimer:
     """Tell `tick` back to the actor after `seconds`; replaces a timer with the same tick."""
 
@@ -92,4 +109,4 @@ class CancelTimer:
 
 
 Effect = Union[Publish, Tell, Reply, RecordStart, RecordStop, RecordMeter, RecordAvailability,
-               StartTimer, CancelTimer]
+               RecordReservation, DropReservation, StartTimer, CancelTimer]

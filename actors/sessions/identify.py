@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from actors.sessions import reservations
 from actors.sessions.connector import Connector
 from actors.sessions.effects import Effect, Publish, StartTimer
 from actors.sessions.state import SessionState
@@ -33,7 +34,7 @@ def card_presented(s: SessionState, event: CardPresented) -> list[Effect]:
     # none otherwise).
     grouped = any((c.session is not None and c.session.parent_id_tag) or (c.held_for and c.held_for[1])
                   for c in s.connectors.values())
-    free = free_connector(s)
+    free = free_connector(s, id_tag)
     if free is None and not grouped:
         log.info("card %s presented but no connector is free", id_tag)
         return []
@@ -86,6 +87,10 @@ def authorize_connector(s: SessionState, c: Connector, id_tag: str, parent: str 
     armed by `connection_timeouts`)."""
     if c.session is not None or not c.usable:
         return []
+    if not reservations.admits(c, id_tag, parent):
+        # §5.13: a reserved connector refuses charging for every idTag but the reservation's and its group's.
+        log.info("connector %s is reserved (%s): idTag %s refused", c.id, c.reservation.reservation_id, id_tag)
+        return []
     if c.plugged:
         return begin(s, c, id_tag, parent)
     c.authorized_tag, c.authorized_parent = id_tag, parent
@@ -135,8 +140,13 @@ def connection_timeout(s: SessionState, tick: ConnectionTimeoutDue) -> list[Effe
     return []
 
 
-def free_connector(s: SessionState) -> Connector | None:
-    """A connector free for a new session, one with a cable already in first."""
+def free_connector(s: SessionState, id_tag: str) -> Connector | None:
+    """A connector free for a new session of `id_tag`: one with a cable already in first, then one reserved
+    for this idTag, then any other not reserved (§5.13). If there is none, a connector reserved for a group
+    (parentIdTag): the Authorize may tell that `id_tag` is of it."""
     free = [c for c in s.connectors.values() if not c.busy and c.authorizing_tag is None]
-    free.sort(key=lambda c: not c.plugged)
-    return free[0] if free else None
+    open_to = [c for c in free if c.reservation is None or c.reservation.admits(id_tag, None)]
+    open_to.sort(key=lambda c: (not c.plugged, c.reservation is None))
+    if open_to:
+        return open_to[0]
+    return next((c for c in free if reservations.may_be_admitted(c, id_tag)), None)

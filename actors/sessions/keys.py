@@ -1,4 +1,5 @@
-"""The configuration keys sessions owns: connectors, starting and stopping (OCPP 1.6 §9.1; errata 3.84).
+"""The configuration keys sessions owns: connectors, starting and stopping, reservations (OCPP 1.6 §9.1, §9.3;
+errata 3.84).
 
 AuthorizeRemoteTxRequests is here, not in authorization: sessions decides whether a
 RemoteStartTransaction is authorized first.
@@ -16,6 +17,8 @@ def keys(connectors: int, fixed_cable: bool) -> list[KeySpec]:
         KeySpec("ConnectorPhaseRotation", "csl", ",".join(f"{c}.Unknown" for c in range(connectors + 1))),
         KeySpec("MaxEnergyOnInvalidId", "int", 0, minimum=0, maximum=1_000_000),
         KeySpec("NumberOfConnectors", "int", connectors, readonly=True),
+        # §9.3.1 (Reservation profile): read-only to the CSMS; station.toml [configuration] may set it.
+        KeySpec("ReserveConnectorZeroSupported", "bool", True, readonly=True, operator_set=True),
         KeySpec("StopTransactionOnEVSideDisconnect", "bool", True),
         KeySpec("StopTransactionOnInvalidId", "bool", True),
         # OCPP 1.6 errata 3.84: read-only (false) where a fixed cable cannot be unlocked.

@@ -1,5 +1,6 @@
-"""The sessions feature's tables: `connectors` (availability), `transactions` (the record of each) and
-`transaction_data` (the StopTxn*Data values a running transaction has collected for its StopTransaction).
+"""The sessions feature's tables: `connectors` (availability), `transactions` (the record of each),
+`transaction_data` (the StopTxn*Data values a running transaction has collected for its StopTransaction)
+and `reservations` (the ReserveNow reservations the station holds).
 
 Migrations run inside the one SQLite transaction that `actors.infra.store.open_database` opens.
 """
@@ -78,5 +79,15 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
         meter_value TEXT NOT NULL             -- one MeterValue (JSON) for StopTransaction.transactionData
     );
     CREATE INDEX transaction_data_of ON transaction_data(local_id, seq);
+    """,
+    # 4
+    """
+    CREATE TABLE reservations (
+        reservation_id INTEGER PRIMARY KEY,   -- the CSMS's reservationId (ReserveNow, OCPP 1.6 §5.13)
+        connector INTEGER NOT NULL,           -- 0: any connector of the station
+        id_tag TEXT NOT NULL,
+        parent_id_tag TEXT,
+        expiry_date TEXT NOT NULL             -- UTC, as actors.infra.clock.format_time writes it
+    );
     """,
 )

@@ -14,6 +14,7 @@ import logging
 from actors.reset.actor import EXIT_POWER_LOSS
 from actors.sessions.effects import CancelTimer, Effect, Publish, RecordAvailability, Reply, StartTimer, Tell
 from actors.sessions.identify import authorize, authorize_connector, free_connector
+from actors.sessions.reservations import admits, may_be_admitted
 from actors.sessions.state import SessionState
 from actors.sessions.transactions import drop_authorization, stop
 from messages.events import AllTransactionsStopped, MainsPowerChanged, SetConnectorLock, ShutDown, StopAllTransactions
@@ -27,16 +28,19 @@ UNLOCK_TIMEOUT_S = 5.0  # longest wait for the lock motor before answering Unloc
 
 
 def remote_start(s: SessionState, request: RemoteStartTransaction) -> list[Effect]:
-    """OCPP 1.6 §5.11: Accepted means "will try"; connectorId 0 is not a connector."""
+    """OCPP 1.6 §5.11: Accepted means "will try"; connectorId 0 is not a connector. On a reserved connector
+    (§5.13) another idTag is Rejected, unless the reservation is for a group (parentIdTag): then the
+    idTag is authorized first, whatever AuthorizeRemoteTxRequests says, to learn its parentIdTag (§5.13:
+    the Authorize.conf tells it), and the session starts only if it is of the group."""
     if request.connector_id is not None:
         c = s.connectors.get(request.connector_id)
-        if c is None or c.busy or c.authorizing_tag is not None:
+        if c is None or c.busy or c.authorizing_tag is not None or not may_be_admitted(c, request.id_tag):
             return [Reply(request, "Rejected")]
     else:
-        c = free_connector(s)
+        c = free_connector(s, request.id_tag)
         if c is None:
             return [Reply(request, "Rejected")]
-    if s.config["AuthorizeRemoteTxRequests"]:  # §5.11: as if the tag were presented locally
+    if s.config["AuthorizeRemoteTxRequests"] or not admits(c, request.id_tag, None):
         c.authorizing_tag = request.id_tag
         out = [authorize(s, request.id_tag, ("remote", request.id_tag, c.id))]
     else:

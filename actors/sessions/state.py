@@ -1,6 +1,6 @@
 """The whole state the session decisions read and write, in one plain object.
 
-The functions of `transactions`, `identify` and `requests` take it as their first argument and
+The functions of `transactions`, `identify`, `requests` and `reservations` take it as their first argument and
 return the effects to carry out; `core.SessionCore` owns one. Nothing here does I/O: time comes
 from `now`, and `me` is only a value put in the `reply_to` of the requests the core makes
 (the actor's own reference; any token in tests).
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
-from actors.sessions.connector import Connector, Fault, blocking
+from actors.sessions.connector import Connector, Fault, Reservation, blocking
 from messages.events import MeterReading
 from messages.requests import RemoteStopTransaction, UnlockConnector
 
@@ -48,6 +48,9 @@ class SessionState:
     unlocks: dict[str, UnlockConnector] = field(default_factory=dict)  # by unique id: waiting for the motor
     deferred_stops: dict[str, RemoteStopTransaction] = field(default_factory=dict)  # by unique id
     published: dict[int, tuple] = field(default_factory=dict)  # connector -> (status, error, info, transactionId)
+    reservations: dict[int, Reservation] = field(default_factory=dict)  # by reservationId; persisted
+    accept_reservations: bool = True  # false: configured not to accept reservations (§5.13: Rejected)
+    holds: dict[int, int] = field(default_factory=dict)  # a connector-0 reservation's id -> the connector kept for it
 
     def connector(self, connector_id: int) -> Connector:
         """The connector an event names; Unexpected if the station has none of that number."""

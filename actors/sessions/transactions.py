@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable
 from actors.infra.clock import parse_time
 from actors.metering.meterdata import ENERGY, transaction_data
 from actors.sessions.connector import Connector, Session, set_fault
+from actors.sessions import reservations
 from actors.sessions.book import MAX_TRANSACTION_DATA
 from actors.sessions.effects import CancelTimer, Effect, Publish, RecordMeter, RecordStart, RecordStop
 from actors.sessions.state import PendingStart, SessionState
@@ -210,9 +211,15 @@ def lock_result(s: SessionState, c: Connector, ok: bool, request_id: str) -> lis
     now = s.now()
     s.last_local_id += 1
     local_id = s.last_local_id
+    # §5.13: a transaction for the reserved idTag (or its group) ends the reservation; its StartTransaction
+    # carries the reservationId, and the reservation's row goes in the same commit.
+    reservation = reservations.used_by(s, c, pending.id_tag, pending.parent_id_tag)
+    ended = reservations.take(s, reservation) if reservation is not None else []
     c.session = Session(local_id, pending.id_tag, pending.parent_id_tag, meter_start, now)
     log.info("transaction %s started on connector %s for %s at %s Wh", local_id, c.id, pending.id_tag, meter_start)
-    return [RecordStart(local_id, c.id, pending.id_tag, meter_start, now),
+    return ended + [
+            RecordStart(local_id, c.id, pending.id_tag, meter_start, now,
+                        reservation.reservation_id if reservation is not None else None),
             Publish(TransactionMessagesQueued()),
             Publish(SetContactor(c.id, c.energy_on)),
             Publish(TransactionBegan(c.id, local_id, meter_start))]

@@ -35,6 +35,7 @@ class StationSettings:
     fixed_cable: bool
     backup_power: bool
     vendor_plugins: tuple[str, ...] = ()
+    reservations: bool = True  # false: ReserveNow is Rejected and SupportedFeatureProfiles leaves Reservation out
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def load(path: str | Path) -> Settings:
 
     st = _section(data.get("station", {}), "station", {"id": str, "vendor": str, "model": str, "serial_number": str,
                                     "firmware_version": str, "connectors": int, "fixed_cable": bool,
-                                    "backup_power": bool, "vendor_plugins": list}, required=("id", "vendor", "model"))
+                                    "backup_power": bool, "vendor_plugins": list, "reservations": bool}, required=("id", "vendor", "model"))
     cp_id = st["id"]
     # The id is the last path segment of the WebSocket URL (OCPP-J 1.6 §3.1.1): printable ASCII only.
     if (not cp_id or len(cp_id) > 48 or any(c in cp_id for c in "/?#% ") or not cp_id.isprintable()
@@ -121,7 +122,8 @@ def load(path: str | Path) -> Settings:
         raise SettingsError("station.connectors must be between 1 and 8")
     station = StationSettings(cp_id, st["vendor"], st["model"], st.get("serial_number", ""),
                               st.get("firmware_version", ""), connectors, st.get("fixed_cable", True),
-                              st.get("backup_power", False), _plugins(st.get("vendor_plugins", [])))
+                              st.get("backup_power", False), _plugins(st.get("vendor_plugins", [])),
+                              st.get("reservations", True))
 
     cs = _section(data.get("csms", {}), "csms", {"url": str, "password": str, "ca_file": str, "cert_file": str, "key_file": str,
                                  "max_frame_bytes": int, "reconnect_min_s": float, "reconnect_max_s": float},
@@ -182,6 +184,11 @@ def load(path: str | Path) -> Settings:
             typed[key] = keyreg.from_toml(key, value, connectors, station.fixed_cable)
         except keyreg.KeyError_ as exc:
             raise SettingsError(f"configuration.{key}: {exc}") from None
+    if not station.reservations:
+        # OCPP 1.6 §5.13: a station configured not to accept reservations answers ReserveNow Rejected; it
+        # does not claim the profile either.
+        from actors import features
+        typed["SupportedFeatureProfiles"] = ",".join(p for p in features.profiles() if p != "Reservation")
     return Settings(path, station, csms, storage_path, level, log_file, lg.get("max_bytes", 5_000_000),
                     lg.get("backups", 5), max_messages, freeze(hal), freeze(typed))
 

@@ -150,7 +150,7 @@ OWNERS = {
     "boot": {"HeartbeatInterval"},
     "status": {"MinimumStatusDuration"},
     "sessions": {"AuthorizeRemoteTxRequests", "ConnectionTimeOut", "ConnectorPhaseRotation", "MaxEnergyOnInvalidId",
-                 "NumberOfConnectors", "StopTransactionOnEVSideDisconnect", "StopTransactionOnInvalidId",
+                 "NumberOfConnectors", "ReserveConnectorZeroSupported", "StopTransactionOnEVSideDisconnect", "StopTransactionOnInvalidId",
                  "UnlockConnectorOnEVSideDisconnect"},
     "txqueue": {"TransactionMessageAttempts", "TransactionMessageRetryInterval"},
     "authorization": {"AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled", "LocalAuthorizeOffline",

@@ -15,7 +15,10 @@ import pytest
 from actors.sessions.connector import (ALLOWED, BEYOND_THE_TABLE, STATUS_RULES, TRANSITIONS, Connector, Session,
                                       transition_name)
 from messages.events import CableDetached, ConnectorFaultChanged, EvDrawChanged, PlugDisconnected
-from messages.requests import ChangeAvailability
+from datetime import timedelta
+
+from actors.infra.clock import format_time
+from messages.requests import CancelReservation, ChangeAvailability, ReserveNow
 from messages.ticks import ConnectionTimeoutDue
 from tests.unit.test_session_core import START, Core, statuses
 
@@ -58,6 +61,21 @@ def suspended_evse(core: Core) -> None:
     core.assign(core.start(), 42, status="Invalid")
 
 
+def reserve(core: Core, connector=1, id_tag="TAG1", reservation_id=1) -> None:
+    core(ReserveNow(unique_id="rn", reply_to=None, connector_id=connector, id_tag=id_tag,
+                    expiry_date=format_time(START + timedelta(hours=1)), reservation_id=reservation_id))
+
+
+def cancel(core: Core, reservation_id=1) -> None:
+    core(CancelReservation(unique_id="cr", reply_to=None, reservation_id=reservation_id))
+
+
+def held_for_connector_zero(core: Core) -> None:
+    """Two connectors, the second Unavailable: a connector-0 reservation keeps connector 1."""
+    inoperative(core, 2)
+    reserve(core, 0)
+
+
 def scheduled_unavailable(core: Core) -> None:
     inoperative(core)  # Scheduled: the transaction runs on
     core.card("TAG1")  # it ends: Unavailable at once, no user action needed
@@ -73,6 +91,7 @@ SCENARIOS: dict[str, tuple[Callable[[], Core], Callable[[Core], object]]] = {
     "B4": (Core, lambda core: core.start()),
     "B6": (Core, lambda core: (core.plug(), core(ConnectionTimeoutDue(1)))),
     "B8": (Core, lambda core: (core.answer(core.card()), inoperative(core))),
+    "B7": (Core, lambda core: (reserve(core), core.answer(core.card()), core(ConnectionTimeoutDue(1)))),
     "B9": (Core, lambda core: (core.plug(), core.lock(core.answer(core.card()), ok=False))),
     "C1": (lambda: Core(fixed_cable=True), lambda core: (charging(core), core.unplug())),
     "C4": (Core, lambda core: (charging(core), core(EvDrawChanged(1, False)))),
@@ -98,6 +117,11 @@ SCENARIOS: dict[str, tuple[Callable[[], Core], Callable[[Core], object]]] = {
     "F1": (Core, lambda core: (core.start(), core.card("TAG1"), core.unplug(), core(CableDetached(1)))),
     "F8": (Core, lambda core: (core.start(), core.card("TAG1"), inoperative(core))),
     "F9": (Core, lambda core: (core.start(), core.card("TAG1"), fault(core))),
+    "A7": (Core, reserve),
+    "G1": (Core, lambda core: (reserve(core), cancel(core))),
+    "G2": (Core, lambda core: (reserve(core), core.answer(core.card()))),
+    "G8": (Core, lambda core: (reserve(core), inoperative(core))),
+    "G9": (Core, lambda core: (reserve(core), fault(core))),
     "H1": (Core, lambda core: (inoperative(core), operative(core))),
     "H2": (Core, lambda core: (inoperative(core), core.plug(), operative(core))),
     "H6": (Core, lambda core: (core.start(), scheduled_unavailable(core), operative(core))),
@@ -109,6 +133,8 @@ SCENARIOS: dict[str, tuple[Callable[[], Core], Callable[[Core], object]]] = {
     "I5": (lambda: Core(StopTransactionOnInvalidId=False),
            lambda core: (suspended_evse(core), fault(core), fault(core, code="NoError"))),
     "I6": (Core, lambda core: (core.start(), core.card("TAG1"), fault(core), fault(core, code="NoError"))),
+    "I7": (lambda: Core(connectors=2),
+           lambda core: (held_for_connector_zero(core), fault(core), fault(core, code="NoError"))),
     "I8": (Core, lambda core: (fault(core), inoperative(core), fault(core, code="NoError"))),
 }
 
@@ -127,8 +153,6 @@ STATION_SCENARIOS: dict[str, Callable[[Core], object]] = {  # connector 0: Avail
 NOT_MADE = {
     "A3": "every session starts in Preparing: a card or cable comes first",
     "A4": "the same", "A5": "the same",
-    "A7": "no Reservation profile yet", "G1": "no Reservation profile yet", "G2": "no Reservation profile yet",
-    "G8": "no Reservation profile yet", "G9": "no Reservation profile yet", "I7": "no Reservation profile yet",
     "B5": "a session starts with energy offered; StartTransaction.conf comes later",
     "F2": "a Finishing connector takes no new session until its cable is out",
     "H3": "a session never runs on an Unavailable connector", "H4": "the same", "H5": "the same",
@@ -229,9 +253,10 @@ def test_every_transition_of_the_table_is_either_made_or_said_why_not():
     assert not made & set(NOT_MADE)
 
 
-def test_every_status_but_reserved_has_a_rule_and_the_last_rule_always_holds():
+def test_every_status_has_a_rule_and_the_last_rule_always_holds():
     assert [status for status, _ in STATUS_RULES] == ["Faulted", "SuspendedEVSE", "Charging", "SuspendedEV",
-                                                      "Unavailable", "Finishing", "Preparing", "Available"]
+                                                      "Unavailable", "Finishing", "Reserved", "Preparing",
+                                                      "Available"]
     assert STATUS_RULES[-1][1](Connector(1))
 
 

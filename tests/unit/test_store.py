@@ -19,7 +19,7 @@ pytestmark = pytest.mark.timeout(60)
 
 REPO = Path(__file__).resolve().parents[2]
 TABLES = {"schema_versions", "meta", "configuration", "connectors", "transactions", "tx_queue", "transaction_ids",
-          "auth_cache", "transaction_data", "local_list", "local_list_version"}
+          "auth_cache", "transaction_data", "local_list", "local_list_version", "reservations"}
 
 # What firmware before per-feature migrations created, literally (its store.MIGRATIONS, user_version 1 and 2).
 # Stations in the field have such databases: never edit this.
@@ -238,25 +238,25 @@ def add_feature(monkeypatch):
 
 
 def test_each_migration_of_a_feature_runs_once(db_path, monkeypatch, add_feature):
-    feature = FakeFeature("CREATE TABLE reservations (id INTEGER PRIMARY KEY)")
-    add_feature("reservation", feature)
+    feature = FakeFeature("CREATE TABLE wishes (id INTEGER PRIMARY KEY)")
+    add_feature("wishlist", feature)
     for _ in range(3):
         store.open_database(db_path).close()
     assert feature.runs == [1]
     # The next firmware adds a migration: only that one runs, on the data already there.
     conn = store.open_database(db_path)
-    conn.execute("INSERT INTO reservations(id) VALUES(9)")
+    conn.execute("INSERT INTO wishes(id) VALUES(9)")
     conn.close()
-    newer = FakeFeature("CREATE TABLE reservations (id INTEGER PRIMARY KEY)",
-                        "ALTER TABLE reservations ADD COLUMN expiry TEXT")
-    monkeypatch.setitem(sys.modules, "actors.reservation.migrations", newer)
+    newer = FakeFeature("CREATE TABLE wishes (id INTEGER PRIMARY KEY)",
+                        "ALTER TABLE wishes ADD COLUMN expiry TEXT")
+    monkeypatch.setitem(sys.modules, "actors.wishlist.migrations", newer)
     for _ in range(2):
         store.open_database(db_path).close()
     assert newer.runs == [2]
     conn = store.open_database(db_path)
     try:
-        assert versions(conn)["reservation"] == 2
-        assert all_rows(conn, "reservations") == [(9, None)]
+        assert versions(conn)["wishlist"] == 2
+        assert all_rows(conn, "wishes") == [(9, None)]
     finally:
         conn.close()
 
