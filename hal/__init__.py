@@ -57,8 +57,10 @@ class EvseController(Protocol):
 
     def set_current_limit(self, connector: int, amps: float) -> None: ...
 
-    def show_status(self, connector: int, status: str, transaction_id: int | None) -> None:
-        """Show the OCPP status on the station's indicator (LED ring, display)."""
+    def show_status(self, connector: int, status: str, transaction_id: int | None,
+                    reservation_id: int | None = None) -> None:
+        """Show the OCPP status on the station's indicator (LED ring, display); `reservation_id`: the
+        reservation holding the connector (Reserved, or Preparing for the reserved idTag), if any."""
 
 
 class EnergyMeter(Protocol):

@@ -290,7 +290,8 @@ class OpenEvse:
             self._want_amps = whole
         self._set_current(whole)
 
-    def show_status(self, connector: int, status: str, transaction_id: int | None) -> None:
+    def show_status(self, connector: int, status: str, transaction_id: int | None,
+                    reservation_id: int | None = None) -> None:
         """No-op: the OpenEVSE's display shows its own state."""
         if connector not in (0, CONNECTOR):
             self._check_connector(connector)

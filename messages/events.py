@@ -121,6 +121,7 @@ class ShowStatus:
     connector: int
     status: str
     transaction_id: int | None = None
+    reservation_id: int | None = None  # the reservation holding the connector, if any (OCPP 1.6 §5.13)
 
 
 # --- the OCPP-J link ---------------------------------------------------------------------------

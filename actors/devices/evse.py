@@ -66,8 +66,8 @@ class EvseDevice(StationActor):
                 ok = self._call(connector, self._driver.set_lock, connector, locked, source="lock")
                 if reply_to is not None:
                     reply_to.tell(ConnectorLockResult(connector, locked, bool(ok), request_id))
-            case ShowStatus(connector, status, transaction_id):
-                self._call(connector, self._driver.show_status, connector, status, transaction_id)
+            case ShowStatus(connector, status, transaction_id, reservation_id):
+                self._call(connector, self._driver.show_status, connector, status, transaction_id, reservation_id)
             case _:
                 self.unexpected(message)
 

@@ -145,10 +145,16 @@ class SessionCore:
             before = s.published.get(connector_id)
             if view == before:
                 continue
+            if before is not None and view[:5] == before[:5]:
+                # Only the reservation holding it changed (a connector-0 reservation moved here, or a
+                # ReserveNow replaced the one it had): the indicator learns it, the CSMS heard the status already.
+                s.published[connector_id] = view
+                out.append(Publish(ShowStatus(connector_id, view[0], view[4], view[5])))
+                continue
             if before is not None and before[0] == "Reserved" and view[0] in SESSION_STATUSES:
                 # The reserved identity was presented with the cable in and the session started at once
                 # (a fixed cable: no lock to wait for): G2 then B3/B4, the §4.9 table has no G3.
-                out += self._publish(connector_id, ("Preparing", *view[1:4], None))
+                out += self._publish(connector_id, ("Preparing", *view[1:4], None, None))
                 before = s.published[connector_id]
             if before is not None and (before[0], view[0]) not in ALLOWED and before[0] != view[0]:
                 log.warning("connector %s: %s -> %s is not a transition of OCPP 1.6 §4.9", connector_id, before[0],
@@ -158,14 +164,16 @@ class SessionCore:
 
     def _publish(self, connector_id: int, view: tuple) -> list[Effect]:
         self.state.published[connector_id] = view
-        status, error_code, info, vendor_error_code, transaction_id = view
+        status, error_code, info, vendor_error_code, transaction_id, reservation_id = view
         return [Publish(ConnectorStatusChanged(connector_id, status, error_code, info, vendor_error_code,
                                                self.state.now())),
-                Publish(ShowStatus(connector_id, status, transaction_id))]
+                Publish(ShowStatus(connector_id, status, transaction_id, reservation_id))]
 
     def _view(self, connector_id: int) -> tuple:
-        """What is published of a connector: (status, errorCode, info, vendorErrorCode, transactionId)."""
+        """What is published of a connector: (status, errorCode, info, vendorErrorCode, transactionId,
+        reservationId: the reservation holding it, for the indicator)."""
         s = self.state
+        reservation_id = None
         if connector_id == 0:
             status = station_status(s.station_operative, s.station_faults)
             fault = shown_fault(s.station_faults, status)
@@ -177,6 +185,7 @@ class SessionCore:
             fault = c.shown_fault(status)
             transaction_id = c.session.transaction_id if c.session else None
             info = c.info(status)
+            reservation_id = c.reservation.reservation_id if c.reservation is not None else None
         if fault is None:
-            return status, "NoError", info, "", transaction_id
-        return status, fault.error_code, info, fault.vendor_error_code, transaction_id
+            return status, "NoError", info, "", transaction_id, reservation_id
+        return status, fault.error_code, info, fault.vendor_error_code, transaction_id, reservation_id

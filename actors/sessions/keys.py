@@ -17,8 +17,8 @@ def keys(connectors: int, fixed_cable: bool) -> list[KeySpec]:
         KeySpec("ConnectorPhaseRotation", "csl", ",".join(f"{c}.Unknown" for c in range(connectors + 1))),
         KeySpec("MaxEnergyOnInvalidId", "int", 0, minimum=0, maximum=1_000_000),
         KeySpec("NumberOfConnectors", "int", connectors, readonly=True),
-        # §9.3.1 (Reservation profile): read-only to the CSMS; station.toml [configuration] may set it.
-        KeySpec("ReserveConnectorZeroSupported", "bool", True, readonly=True, operator_set=True),
+        # §9.3.1 (Reservation profile): read-only; station.toml `[station] reserve_connector_zero` sets it.
+        KeySpec("ReserveConnectorZeroSupported", "bool", True, readonly=True),
         KeySpec("StopTransactionOnEVSideDisconnect", "bool", True),
         KeySpec("StopTransactionOnInvalidId", "bool", True),
         # OCPP 1.6 errata 3.84: read-only (false) where a fixed cable cannot be unlocked.

@@ -36,6 +36,7 @@ class StationSettings:
     backup_power: bool
     vendor_plugins: tuple[str, ...] = ()
     reservations: bool = True  # false: ReserveNow is Rejected and SupportedFeatureProfiles leaves Reservation out
+    reserve_connector_zero: bool = True  # ReserveConnectorZeroSupported (OCPP 1.6 §9.3.1)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ def load(path: str | Path) -> Settings:
 
     st = _section(data.get("station", {}), "station", {"id": str, "vendor": str, "model": str, "serial_number": str,
                                     "firmware_version": str, "connectors": int, "fixed_cable": bool,
-                                    "backup_power": bool, "vendor_plugins": list, "reservations": bool}, required=("id", "vendor", "model"))
+                                    "backup_power": bool, "vendor_plugins": list, "reservations": bool,
+                                    "reserve_connector_zero": bool}, required=("id", "vendor", "model"))
     cp_id = st["id"]
     # The id is the last path segment of the WebSocket URL (OCPP-J 1.6 §3.1.1): printable ASCII only.
     if (not cp_id or len(cp_id) > 48 or any(c in cp_id for c in "/?#% ") or not cp_id.isprintable()
@@ -123,7 +125,7 @@ def load(path: str | Path) -> Settings:
     station = StationSettings(cp_id, st["vendor"], st["model"], st.get("serial_number", ""),
                               st.get("firmware_version", ""), connectors, st.get("fixed_cable", True),
                               st.get("backup_power", False), _plugins(st.get("vendor_plugins", [])),
-                              st.get("reservations", True))
+                              st.get("reservations", True), st.get("reserve_connector_zero", True))
 
     cs = _section(data.get("csms", {}), "csms", {"url": str, "password": str, "ca_file": str, "cert_file": str, "key_file": str,
                                  "max_frame_bytes": int, "reconnect_min_s": float, "reconnect_max_s": float},
@@ -184,6 +186,8 @@ def load(path: str | Path) -> Settings:
             typed[key] = keyreg.from_toml(key, value, connectors, station.fixed_cable)
         except keyreg.KeyError_ as exc:
             raise SettingsError(f"configuration.{key}: {exc}") from None
+    if not station.reserve_connector_zero:
+        typed["ReserveConnectorZeroSupported"] = False
     if not station.reservations:
         # OCPP 1.6 §5.13: a station configured not to accept reservations answers ReserveNow Rejected; it
         # does not claim the profile either.

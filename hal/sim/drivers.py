@@ -66,11 +66,12 @@ class SimEvse:
         with self._sim.lock:
             self._sim.connector(connector).current_limit_a = amps
 
-    def show_status(self, connector: int, status: str, transaction_id: int | None) -> None:
+    def show_status(self, connector: int, status: str, transaction_id: int | None,
+                    reservation_id: int | None = None) -> None:
         self._sim.wait_if_stalled("evse")
         with self._sim.lock:
             c = self._sim.connector(connector, station=True)  # connector 0: the station's own status
-            c.status, c.transaction_id = status, transaction_id
+            c.status, c.transaction_id, c.reservation_id = status, transaction_id, reservation_id
 
 
 class SimMeter:

@@ -72,6 +72,7 @@ class ConnectorModel:
     current_limit_a: float = 32
     status: str = "Unknown"  # what the firmware last showed (show_status)
     transaction_id: int | None = None
+    reservation_id: int | None = None  # the reservation holding the connector, as the firmware showed it
     settled_at: float = field(default_factory=time.monotonic)  # energy_wh is up to this instant
 
     @property

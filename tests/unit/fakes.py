@@ -252,8 +252,9 @@ class FakeEvse(_Recorder):
     def set_current_limit(self, connector: int, amps: float) -> None:
         self._enter("set_current_limit", connector, amps)
 
-    def show_status(self, connector: int, status: str, transaction_id: int | None) -> None:
-        self._enter("show_status", connector, status, transaction_id)
+    def show_status(self, connector: int, status: str, transaction_id: int | None,
+                    reservation_id: int | None = None) -> None:
+        self._enter("show_status", connector, status, transaction_id, reservation_id)
 
 
 class FakeMeter(_Recorder):

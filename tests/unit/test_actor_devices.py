@@ -106,7 +106,7 @@ def test_commands_reach_the_driver():
     rig.evse.tell(ShowStatus(1, "Charging", 42))
     sync(rig.evse)
     assert rig.driver.calls_to("set_contactor") == [(1, True)]
-    assert rig.driver.calls_to("show_status") == [(1, "Charging", 42)]
+    assert rig.driver.calls_to("show_status") == [(1, "Charging", 42, None)]
 
 
 @pytest.mark.parametrize("lock_ok", [True, False])
@@ -194,11 +194,11 @@ def test_a_stalled_evse_driver_does_not_stop_the_link_or_other_actors_from_answe
         assert transactions.ask(HealthCheck(), timeout=2) is True
         assert configuration.ask(HealthCheck(), timeout=2) is True
         status.expect(lambda m: getattr(m, "status", None) == "Preparing")
-        assert (1, "Preparing", None) not in driver.calls_to("show_status")  # still queued behind the stall
+        assert (1, "Preparing", None, None) not in driver.calls_to("show_status")  # still queued behind the stall
     finally:
         release.set()
     sync(evse)
-    assert (1, "Preparing", None) in driver.calls_to("show_status")
+    assert (1, "Preparing", None, None) in driver.calls_to("show_status")
 
 
 # --- MeterDevice ------------------------------------------------------------------------------------
