@@ -83,6 +83,7 @@ def test_a_minimal_file_gets_the_documented_defaults(tmp_path):
     settings = load(write(tmp_path, minimal()))
     assert settings.station.connectors == 1
     assert settings.station.fixed_cable is True and settings.station.backup_power is False
+    assert settings.station.reservations is True and settings.station.reserve_connector_zero is True
     assert settings.csms.max_frame_bytes == 10 * 1024 * 1024  # a 50,000-entry SendLocalList fits
     assert (settings.csms.reconnect_min_s, settings.csms.reconnect_max_s) == (1.0, 60.0)
     assert settings.storage_path == tmp_path / "var" / "station.db"
@@ -178,10 +179,30 @@ def test_an_unknown_key_is_named(tmp_path):
     assert "station.colour" in refused(tmp_path, with_("station", colour="red"))
 
 
+def test_reserve_connector_zero_false_sets_the_read_only_key(tmp_path):
+    settings = load(write(tmp_path, with_("station", reserve_connector_zero=False)))
+    assert settings.configuration["ReserveConnectorZeroSupported"] is False
+
+
+def test_a_station_without_reservations_does_not_claim_the_profile(tmp_path):
+    from actors import features
+    assert "Reservation" in features.profiles()
+    settings = load(write(tmp_path, with_("station", reservations=False)))
+    assert settings.station.reservations is False
+    listed = settings.configuration["SupportedFeatureProfiles"].split(",")
+    assert listed == [p for p in features.profiles() if p != "Reservation"]
+
+
+def test_reserve_connector_zero_supported_in_configuration_is_refused_as_read_only(tmp_path):
+    assert "read-only" in refused(tmp_path, with_("configuration", ReserveConnectorZeroSupported=False))
+
+
 @pytest.mark.parametrize("section, key, value", [
     ("station", "connectors", "2"),
     ("station", "connectors", True),
     ("station", "fixed_cable", 1),
+    ("station", "reservations", "no"),
+    ("station", "reserve_connector_zero", 0),
     ("station", "id", 1),
     ("csms", "max_frame_bytes", 65536.0),
     ("csms", "reconnect_min_s", "1"),
