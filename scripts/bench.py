@@ -38,12 +38,17 @@ Request kinds, in REQUESTS (the one table of their class and why):
                           NotSupported/NotImplemented skips it); the next call waits for the Heartbeat.
                           Also timed: from the receipt of the answer to the receipt of the Heartbeat
                           it asked for, target <= 2x the floor's TriggerMessage round trip (p50)
+  ReserveNow              connector 1, reservationId 1, expiring in an hour: the first makes it, every
+                          later one replaces it (§5.13); the next call waits until the station shows it
+  CancelReservation       a reservation made just before (an unmeasured ReserveNow, its StatusNotification
+                          Reserved awaited); the next call waits for StatusNotification Available
   RemoteStartTransaction  connector 1, cable plugged, AuthorizeRemoteTxRequests = false, so it
   RemoteStopTransaction   starts a transaction; then, once the station knows the CSMS's
                           transactionId, RemoteStop of it; one row each. Between cycles the cable
                           is pulled and plugged again (simulator control socket) and the station's
                           StatusNotifications are awaited.
-Kinds with side effects (ChangeAvailability, TriggerMessage, RemoteStart/Stop) are paced: a call
+Kinds with side effects (ChangeAvailability, TriggerMessage, ReserveNow, CancelReservation, RemoteStart/Stop)
+are paced: a call
 goes once the station has sent nothing for QUIET_S and PACE_S after the previous answer; the
 floor's calls of those kinds are paced by PACE_S alike (a woken process answers more slowly
 than one called back to back).
@@ -117,6 +122,8 @@ SDM_TIMEOUT_S = 0.5  # the SDM driver's default timeout_s (one attempt), as [hal
 READ_GAP_S = 0.75  # requests further apart than this (emulated meter) belong to different reads
 RECOVERY_TIMEOUT_S = 10.0  # after the pty meter's stall: wait this long for a read answered again
 ID_TAG = "BENCH"
+RESERVATION_ID = 1  # every measured ReserveNow replaces this one
+CANCELLED_ID = 1000  # the kth CancelReservation cancels CANCELLED_ID + k, made just before
 STATION_ID = "BENCH01"
 UNKNOWN_VENDOR = "org.bench.nobody"
 
@@ -141,6 +148,8 @@ REQUESTS: tuple[Request, ...] = (
             paced=True),
     Request("UnlockConnector", NO_WRITE, "nothing to store; the reply waits for the lock motor (EVSE actor)"),
     Request("TriggerMessage", NO_WRITE, "the reply only promises the message; nothing to store", paced=True),
+    Request("ReserveNow", DURABLE, "an Accepted reservation survives a restart (§5.13; issue 11)", paced=True),
+    Request("CancelReservation", DURABLE, "a cancelled reservation must not come back after a restart", paced=True),
     Request("RemoteStartTransaction", NO_WRITE, "Accepted means \"will try\" (§5.11): the StartTransaction is "
             "committed before the contactor closes, not before the reply", paced=True),
     Request("RemoteStopTransaction", NO_WRITE, "Accepted means \"will try\" (§5.12): a crash before the "
@@ -569,6 +578,11 @@ def payload_for(action: str, k: int, transaction_id: int = 0) -> dict:
             return {"connectorId": 1}
         case "TriggerMessage":
             return {"requestedMessage": "Heartbeat"}
+        case "ReserveNow":
+            expiry = datetime.fromtimestamp(time.time() + 3600, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return {"connectorId": 1, "expiryDate": expiry, "idTag": ID_TAG, "reservationId": RESERVATION_ID}
+        case "CancelReservation":
+            return {"reservationId": CANCELLED_ID + k}
         case "RemoteStartTransaction":
             return {"connectorId": 1, "idTag": ID_TAG}
         case "RemoteStopTransaction":
@@ -579,7 +593,8 @@ def payload_for(action: str, k: int, transaction_id: int = 0) -> dict:
 def expected_status(action: str, target: Target) -> str | None:
     return {"DataTransfer": "UnknownVendorId", "ChangeConfiguration": "Accepted", "ClearCache": "Accepted",
             "ChangeAvailability": "Accepted", "UnlockConnector": "NotSupported" if target.fixed_cable else "Unlocked",
-            "TriggerMessage": "Accepted", "RemoteStartTransaction": "Accepted",
+            "TriggerMessage": "Accepted", "RemoteStartTransaction": "Accepted", "ReserveNow": "Accepted",
+            "CancelReservation": "Accepted",
             "RemoteStopTransaction": "Accepted"}.get(action)
 
 
@@ -652,7 +667,24 @@ async def settle(t: Target, action: str, payload: dict, msg: list, since: int) -
     elif action == "TriggerMessage":
         beat = await t.peer.wait_call("triggered Heartbeat", lambda c: c.action == "Heartbeat", since)
         return beat.received_ns - t.last_answer_ns
+    elif action == "ReserveNow":
+        rid = payload["reservationId"]
+        await t.control.wait_connector(f"showing reservation {rid}", lambda c: c["reservation_id"] == rid)
+    elif action == "CancelReservation":
+        await t.peer.wait_call("StatusNotification Available", lambda c: is_status(c, "Available".__eq__), since)
     return None
+
+
+async def prepare(t: Target, action: str, payload: dict, unique_id: str) -> None:
+    """Before a station's call: make what it acts on (CancelReservation: the reservation it cancels)."""
+    if action != "CancelReservation":
+        return
+    made = {**payload_for("ReserveNow", 0), "reservationId": payload["reservationId"]}
+    since = len(t.peer.calls)
+    _, _, msg = await t.peer.call(unique_id, dumps([2, unique_id, "ReserveNow", made]))
+    if not proper("ReserveNow", msg, t):
+        raise BenchError(f"ReserveNow answered {dumps(msg)[:200]}; connector 1: {await t.control.connector()}")
+    await t.peer.wait_call("StatusNotification Reserved", lambda c: is_status(c, "Reserved".__eq__), since)
 
 
 async def run_series(case: Case, req: Request, n: int, warmup: int) -> None:
@@ -666,6 +698,7 @@ async def run_series(case: Case, req: Request, n: int, warmup: int) -> None:
         await call(floor, req.action, payload_for(req.action, floor.sent[req.action]), f"{prefix}f{i}",
                    rows["floor"] if measured else None)
         payload = payload_for(req.action, station.sent[req.action])
+        await prepare(station, req.action, payload, f"{prefix}p{i}")
         msg, since = await call(station, req.action, payload, f"{prefix}s{i}", rows["station"] if measured else None)
         if unsupported(station, req.action, msg):
             del case.series[req.action]
@@ -677,6 +710,10 @@ async def run_series(case: Case, req: Request, n: int, warmup: int) -> None:
             ns = case.committer.once()
             if measured:
                 rows["commit"].add(ns, 0)
+    if req.action == "ReserveNow":
+        # leave connector 1 as found: not reserved (a RemoteStart for ID_TAG would take the reservation)
+        msg, since = await call(station, "CancelReservation", {"reservationId": RESERVATION_ID}, f"{prefix}x", None)
+        await settle(station, "CancelReservation", {}, msg, since)
     if req.action == "ChangeAvailability" and station.sent[req.action] % 2 == 1:  # leave connector 1 Operative
         payload = payload_for(req.action, station.sent[req.action])
         msg, since = await call(station, req.action, payload, f"{prefix}x", None)
