@@ -127,12 +127,13 @@ class Connection:
         if sock is not None:
             _shutdown(sock)
 
-    def send(self, text: str) -> None:
-        """Queue one text frame for the CSMS; never blocks. NotConnected: offline or outbox full."""
+    def send(self, text: str, written: threading.Lock | None = None) -> None:
+        """Queue one text frame for the CSMS; never blocks. NotConnected: offline or outbox full.
+        `written` (a held lock) is released by the writer once the frame is on the socket."""
         writer = self._writer
         if writer is None:
             raise NotConnected("no connection to the CSMS")
-        writer.put(text)
+        writer.put(text, written)
 
     def _io_bound_s(self) -> float:
         return max(self.ping_interval_s, self.send_timeout_min_s)
@@ -352,7 +353,8 @@ class _Writer:
     def __init__(self, sock: socket.socket, generation: int, bound_s: Callable[[], float]):
         self._sock = sock
         self._bound_s = bound_s
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()  # str: data; bytes: our Close; None: wake-up
+        # str: data; bytes: our Close; None: wake-up; a lock: release it (the frames before it are written)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._control: deque[bytes] = deque()  # pings, pongs, an answering Close: before the next data
         self._accepting = True
         self._stopped = False
@@ -368,7 +370,7 @@ class _Writer:
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
 
-    def put(self, text: str) -> None:
+    def put(self, text: str, written: threading.Lock | None = None) -> None:
         if not self._accepting:
             raise NotConnected("the connection is closing")
         if self._queue.qsize() >= OUTBOX_MAX_FRAMES:  # may overshoot by a frame per racing sender
@@ -379,6 +381,8 @@ class _Writer:
             raise NotConnected("outbox full")
         self._full = False
         self._queue.put(text)
+        if written is not None:
+            self._queue.put(written)  # released once the frames before it are written
 
     def ping(self) -> None:
         self._urgent(_frame(OP_PING, b""))
@@ -429,6 +433,9 @@ class _Writer:
                         return  # RFC 6455 §5.5.1: nothing after a Close
                 if item is None:
                     continue
+                if item.__class__ is _LOCK:
+                    item.release()
+                    continue
                 if item.__class__ is str:
                     self._write(_frame(OP_TEXT, item.encode()))
                 else:
@@ -460,6 +467,9 @@ class _Writer:
             if time.monotonic() - started >= bound:
                 self.failure = f"a frame to the CSMS could not be written within {bound:g} s"
                 raise TimeoutError(self.failure)
+
+
+_LOCK = type(threading.Lock())
 
 
 def _frame(opcode: int, payload: bytes) -> bytes:

@@ -328,10 +328,12 @@ class FakeConnection:
     def drop(self):
         self.drops += 1
 
-    def send(self, text):
+    def send(self, text, written=None):
         if not self.connected:
             raise NotConnected("fake: offline")
         self.sent.put(text)
+        if written is not None:  # "on the socket" at once
+            written.release()
 
     def next_sent(self, timeout=5.0) -> list:
         return json.loads(self.sent.get(timeout=timeout))

@@ -169,6 +169,31 @@ def test_a_reply_error_is_encoded_and_sent(rig):
     assert rig.conn.next_sent() == [4, "u8", "OccurenceConstraintViolation", "too many keys", {}]
 
 
+def test_a_replier_returns_once_its_answer_is_written_or_after_the_hand_over_bound():
+    import threading
+    import time
+    from actors.link.actor import HANDOVER_S, Replier
+    from messages.events import ReplyResult
+
+    held: list[threading.Lock] = []
+    released = threading.Event()
+
+    def send(text, written):
+        held.append(written)
+        threading.Timer(0.05, lambda: (written.release(), released.set())).start()  # the writer, later
+        return True
+
+    started = time.monotonic()
+    Replier(send).tell(ReplyResult("u9", "ClearCache", freeze({"status": "Accepted"})))
+    assert released.is_set() or time.monotonic() - started >= HANDOVER_S  # it waited for the writer, boundedly
+    released.wait(1.0)
+
+    never = Replier(lambda text, written: True)  # a writer that never gets to it
+    started = time.monotonic()
+    never.tell(ReplyResult("u10", "ClearCache", freeze({"status": "Accepted"})))
+    assert time.monotonic() - started < 1.0  # bounded: HANDOVER_S, not forever
+
+
 # --- outbound CALLs ----------------------------------------------------------------------------
 
 

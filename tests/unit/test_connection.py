@@ -513,6 +513,29 @@ def test_the_pong_deadline_fires_while_a_send_is_stuck(cleanup):
     reports.event(SocketOpened, 2)
 
 
+def test_a_written_lock_is_released_once_the_frame_is_on_the_socket(cleanup):
+    csms = server(cleanup, record)
+    conn, _ = connect(cleanup, csms.url)
+    written = threading.Lock()
+    written.acquire()
+    conn.send('[3,"a",{}]', written)
+    assert written.acquire(timeout=WAIT_S)
+    assert csms.texts.get(timeout=WAIT_S) == '[3,"a",{}]'
+
+
+def test_a_written_lock_stays_held_while_the_writer_is_stuck_and_send_still_returns_at_once(cleanup):
+    csms = server(cleanup, never_read, rcvbuf=4096)
+    conn, _ = connect(cleanup, csms.url, ping_interval_s=0.0, send_timeout_min_s=60.0)
+    for _ in range(12):
+        conn.send(BIG)  # the writer is now stuck in the middle of these
+    written = threading.Lock()
+    written.acquire()
+    started = time.monotonic()
+    conn.send('[3,"b",{}]', written)
+    assert time.monotonic() - started < 0.1
+    assert not written.acquire(timeout=0.3)  # a replier waiting on it gives up after its bound
+
+
 def test_the_outbox_holds_a_bounded_number_of_frames_then_send_raises_not_connected(cleanup):
     csms = server(cleanup, never_read, rcvbuf=4096)
     conn, _ = connect(cleanup, csms.url, ping_interval_s=0.0, send_timeout_min_s=60.0)
