@@ -38,8 +38,9 @@ Request kinds, in REQUESTS (the one table of their class and why):
                           NotSupported/NotImplemented skips it); the next call waits for the Heartbeat.
                           Also timed: from the receipt of the answer to the receipt of the Heartbeat
                           it asked for, target <= 2x the floor's TriggerMessage round trip (p50)
-  ReserveNow              connector 1, reservationId 1, expiring in an hour: the first makes it, every
-                          later one replaces it (§5.13); the next call waits until the station shows it
+  ReserveNow              connector 1, reservationId 1, expiring in an hour (a second later each call, so
+                          each is a real write): the first makes it (then the bench waits for its
+                          StatusNotification Reserved), every later one replaces it (§5.13)
   CancelReservation       a reservation made just before (an unmeasured ReserveNow, its StatusNotification
                           Reserved awaited); the next call waits for StatusNotification Available
   RemoteStartTransaction  connector 1, cable plugged, AuthorizeRemoteTxRequests = false, so it
@@ -579,7 +580,8 @@ def payload_for(action: str, k: int, transaction_id: int = 0) -> dict:
         case "TriggerMessage":
             return {"requestedMessage": "Heartbeat"}
         case "ReserveNow":
-            expiry = datetime.fromtimestamp(time.time() + 3600, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # a new expiryDate each call: SQLite writes nothing (and syncs nothing) for a row updated to itself
+            expiry = datetime.fromtimestamp(int(time.time()) + 3600 + k, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             return {"connectorId": 1, "expiryDate": expiry, "idTag": ID_TAG, "reservationId": RESERVATION_ID}
         case "CancelReservation":
             return {"reservationId": CANCELLED_ID + k}
@@ -667,7 +669,8 @@ async def settle(t: Target, action: str, payload: dict, msg: list, since: int) -
     elif action == "TriggerMessage":
         beat = await t.peer.wait_call("triggered Heartbeat", lambda c: c.action == "Heartbeat", since)
         return beat.received_ns - t.last_answer_ns
-    elif action == "ReserveNow":
+    elif action == "ReserveNow" and t.sent[action] == 1:  # the later ones replace it: no status change
+        await t.peer.wait_call("StatusNotification Reserved", lambda c: is_status(c, "Reserved".__eq__), since)
         rid = payload["reservationId"]
         await t.control.wait_connector(f"showing reservation {rid}", lambda c: c["reservation_id"] == rid)
     elif action == "CancelReservation":
