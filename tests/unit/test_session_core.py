@@ -78,10 +78,10 @@ class Core:
     """A SessionCore and the steps of a session; every status change it publishes must be allowed (§4.9)."""
 
     def __init__(self, connectors=1, fixed_cable=False, backup_power=False, availability=None, last_local_id=0,
-                 interrupted=(), **overrides):
+                 interrupted=(), reserved=(), accept_reservations=True, **overrides):
         self.now = START
         self.core = SessionCore(connectors, config(**overrides), lambda: self.now, ME, fixed_cable, backup_power,
-                                availability, last_local_id)
+                                availability, last_local_id, reserved, accept_reservations)
         self.shown: dict[int, str] = {}  # connector -> the status last published
         self.transitions: list[tuple[int, str]] = []  # (connector, §4.9 cell name), in order
         self.started = self._checked(self.core.start(interrupted))
