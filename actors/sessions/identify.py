@@ -9,6 +9,7 @@ session's group: parentIdTag), or waits for the cable with ConnectionTimeOut.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from actors.sessions import reservations
 from actors.sessions.connector import Connector
@@ -131,6 +132,11 @@ def connection_timeout(s: SessionState, tick: ConnectionTimeoutDue) -> list[Effe
     if c.status() != "Preparing" or not waiting_for_user(c):
         c.timeout_for = None  # an Authorize (or the lock) under way: armed again, for what is left, if it fails
         return []
+    left = (c.preparing_since + timedelta(seconds=s.config["ConnectionTimeOut"]) - s.now()).total_seconds()
+    if left > 0:
+        # A tick of an earlier Preparing (already on its way when that one ended, so its cancel came too
+        # late), or the station clock set back: this Preparing has time left.
+        return [StartTimer(tick, left)]
     if c.authorized_tag is not None:
         log.info("connector %s: no cable within ConnectionTimeOut, authorization dropped", c.id)
         c.authorized_tag = c.authorized_parent = None

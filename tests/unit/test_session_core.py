@@ -143,6 +143,14 @@ class Core:
     def assign(self, local_id, transaction_id=42, **info) -> list:
         return self(TransactionIdAssigned(local_id, transaction_id, freeze({"status": "Accepted", **info})))
 
+    def timeout(self, connector=1) -> list:
+        """ConnectionTimeOut passes: the clock moves to the end of the interval, the tick comes."""
+        c = self.connector(connector)
+        if c.preparing_since is not None:
+            due = c.preparing_since + timedelta(seconds=self.state.config["ConnectionTimeOut"])
+            self.now = max(self.now, due)
+        return self(ConnectionTimeoutDue(connector))
+
     def meter(self, energy_wh, connector=1) -> list:
         return self(MeterSampled(MeterReading(connector, energy_wh)))
 
@@ -393,7 +401,7 @@ def test_identification_before_the_cable_arms_connection_timeout():
 def test_no_cable_within_connection_timeout_makes_the_connector_available_again():
     core = Core()
     core.answer(core.card())
-    assert statuses(core(ConnectionTimeoutDue(1))) == [(1, "Available")]
+    assert statuses(core.timeout()) == [(1, "Available")]
     assert sent(core.plug(), SetConnectorLock) == []  # the authorization is gone
 
 
@@ -403,7 +411,7 @@ def test_the_cable_in_time_cancels_the_timeout_and_starts():
     effects = core.plug()
     assert effects[0] == CancelTimer(ConnectionTimeoutDue(1))
     assert sent(effects, SetConnectorLock)
-    assert core(ConnectionTimeoutDue(1)) == []  # a tick already on its way changes nothing
+    assert core.timeout() == []  # a tick already on its way changes nothing
 
 
 def test_connection_timeout_follows_configuration_changes():
@@ -417,7 +425,7 @@ def test_a_cable_without_identification_within_connection_timeout_is_finishing_a
     to another connector, not to it; errata 3.21: the interval runs from the start of Preparing."""
     core = Core(connectors=2)
     core.plug(1)
-    assert statuses(core(ConnectionTimeoutDue(1))) == [(1, "Finishing")]
+    assert statuses(core.timeout(1)) == [(1, "Finishing")]
     assert one(sent(core.card(), AuthorizeTag)).tag == ("card", "TAG1", 2)
     request = RemoteStartTransaction(unique_id="r", reply_to=None, id_tag="R", connector_id=1)
     assert replies(core(request)) == ["Rejected"]
@@ -442,7 +450,22 @@ def test_connection_timeout_during_an_authorize_waits_for_its_answer():
     assert core(ConnectionTimeoutDue(1)) == []  # the user is being served
     effects = core.answer(asked, status="Invalid")  # refused: the interval is over, so at once
     assert effects[0] == StartTimer(ConnectionTimeoutDue(1), 0)
-    assert statuses(core(ConnectionTimeoutDue(1))) == [(1, "Finishing")]
+    assert statuses(core.timeout()) == [(1, "Finishing")]
+
+
+def test_a_tick_of_an_earlier_preparing_does_not_end_the_next_one():
+    """The first Preparing's tick was already on its way when the cable left (its cancel came too late):
+    at its time the new Preparing has 55 s left, so it is armed for those, and nothing ends early."""
+    core = Core()
+    core.plug()
+    core.now += timedelta(seconds=50)
+    core.unplug()
+    core.now += timedelta(seconds=5)
+    core.plug()
+    core.now += timedelta(seconds=5)  # 60 s after the first plug
+    assert core(ConnectionTimeoutDue(1)) == [StartTimer(ConnectionTimeoutDue(1), 55)]
+    assert core.connector().status() == "Preparing"
+    assert statuses(core.timeout()) == [(1, "Finishing")]
 
 
 def test_a_plug_after_an_earlier_preparing_gets_a_whole_new_interval():
@@ -457,7 +480,7 @@ def test_a_plug_after_an_earlier_preparing_gets_a_whole_new_interval():
 def test_a_fixed_cable_abandoned_is_finishing_until_it_is_unplugged():
     core = Core(fixed_cable=True)
     core.plug()
-    assert statuses(core(ConnectionTimeoutDue(1))) == [(1, "Finishing")]
+    assert statuses(core.timeout()) == [(1, "Finishing")]
     assert statuses(core.unplug()) == [(1, "Available")]
 
 
